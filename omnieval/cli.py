@@ -1,0 +1,196 @@
+"""Command line: ``omnieval run | score | ls | leaderboard | weights``.
+
+Kept import-light (argparse only at module level) so ``omnieval --help`` and ``omnieval ls`` are fast;
+heavy libraries load only inside the subcommand that needs them.  User errors
+(:class:`~omnieval.errors.OmniEvalError`) print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL = "omnivideo-tiny"
+DEFAULT_TASKS = "smoke"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="omnieval", description="Reproducible evaluation of unified video models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="generate (resumably) and score; writes DIR/results.json")
+    run.add_argument("--model", default=None, help=f"registered model name (default: {DEFAULT_MODEL})")
+    run.add_argument("--model_args", default="", help="k=v,k2=v2 passed to the model constructor")
+    run.add_argument("--tasks", default=None, help=f"comma-separated task or group names (default: {DEFAULT_TASKS})")
+    run.add_argument("--limit", type=int, default=None, help="at most N docs per task")
+    run.add_argument("--offset", type=int, default=0, help="skip the first N docs of each task")
+    run.add_argument("--think", choices=("off", "on", "both"), default=None,
+                     help="think mode(s) to run (default: off; 'both' for the embedded default run)")
+    run.add_argument("--seed", type=int, default=None, help="override every task's base seed")
+    run.add_argument("--output_path", required=True, help="output folder (re-running resumes)")
+    run.add_argument("--log_samples", action="store_true", help="also write DIR/samples/<task>.scored.jsonl")
+    run.add_argument("--predict_only", action="store_true", help="generate only, do not score")
+    run.add_argument("--include_path", action="append", default=[], help="extra folder of task YAML files")
+    run.add_argument("--dataset", action="append", default=[], metavar="TASK=PATH",
+                     help="replace a task's dataset path (local file or folder, or hub id)")
+
+    score = sub.add_parser("score", help="re-score existing artifacts without loading the model")
+    score.add_argument("--output_path", required=True)
+    score.add_argument("--log_samples", action="store_true")
+
+    ls = sub.add_parser("ls", help="list tasks, models or metrics")
+    ls.add_argument("what", choices=("tasks", "models", "metrics", "groups"))
+    ls.add_argument("--include_path", action="append", default=[])
+
+    lb = sub.add_parser("leaderboard", help="render boards (md, csv, tex, html) from results folders")
+    lb.add_argument("--results", nargs="*", default=[], help="output folders (or results.json files)")
+    lb.add_argument("--published", action="store_true", help="include leaderboards/published/*.csv rows")
+    lb.add_argument("--out", required=True, help="folder to write the boards to")
+
+    w = sub.add_parser("weights", help="list metric weights that are present or missing")
+    w.add_argument("--verify", action="store_true", help="check sha256 checksums of present files")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from omnieval.errors import OmniEvalError
+
+    try:
+        return {"run": cmd_run, "score": cmd_score, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
+                "weights": cmd_weights}[args.command](args)
+    except OmniEvalError as exc:
+        print(f"omnieval: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("omnieval: interrupted; finished work is saved, re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _run_config(args):
+    from omnieval.config import RunConfig, parse_kv
+    from omnieval.errors import ConfigError
+
+    embedded_default = args.model is None and args.tasks is None
+    overrides = {}
+    for item in args.dataset:
+        if "=" not in item:
+            raise ConfigError(f"--dataset: expected TASK=PATH, got {item!r}")
+        task, path = item.split("=", 1)
+        overrides[task] = path
+    return RunConfig(
+        output_path=args.output_path,
+        model=args.model or DEFAULT_MODEL,
+        model_args=parse_kv(args.model_args),
+        tasks=tuple(t for t in (args.tasks or DEFAULT_TASKS).split(",") if t),
+        limit=args.limit,
+        offset=args.offset,
+        think=args.think or ("both" if embedded_default else "off"),
+        seed=args.seed,
+        log_samples=args.log_samples,
+        predict_only=args.predict_only,
+        include_path=tuple(args.include_path),
+        dataset_overrides=overrides,
+        rank=int(os.environ.get("RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+    )
+
+
+def cmd_run(args) -> int:
+    import dataclasses
+
+    from omnieval.runner import Runner
+    from omnieval.store import atomic_write_text
+
+    run = _run_config(args)
+    runner = Runner(run)
+    if run.rank == 0:
+        atomic_write_text(Path(run.output_path) / "run_config.json", json.dumps(dataclasses.asdict(run), indent=2) + "\n")
+    data = runner.execute()
+    _finish(runner, data, run.log_samples)
+    return 0
+
+
+def cmd_score(args) -> int:
+    from omnieval.config import RunConfig
+    from omnieval.errors import OmniEvalError
+    from omnieval.runner import Runner
+
+    path = Path(args.output_path) / "run_config.json"
+    if not path.is_file():
+        raise OmniEvalError(f"{path} not found: `omnieval score` needs a folder written by `omnieval run`")
+    raw = json.loads(path.read_text())
+    raw.update(predict_only=False, rank=0, world_size=1, log_samples=args.log_samples or raw.get("log_samples", False))
+    for key in ("tasks", "include_path"):
+        raw[key] = tuple(raw.get(key) or ())
+    run = RunConfig(**raw)
+    runner = Runner(run)
+    data = runner.execute(generate=False)
+    _finish(runner, data, run.log_samples)
+    return 0
+
+
+def _finish(runner, data: dict, log_samples: bool) -> None:
+    from omnieval.leaderboard.render import results_table
+
+    if log_samples:
+        from omnieval.samples import write_scored_samples
+
+        write_scored_samples(runner)
+    if runner.run.rank == 0 and not runner.run.predict_only:
+        print(results_table(data))
+        c = data.get("counters", {})
+        print(f"\nresults: {Path(runner.run.output_path) / 'results.json'}  "
+              f"(generated {c.get('generated_items', 0)} items in {c.get('generation_calls', 0)} calls, "
+              f"scored {c.get('scored_items', 0)} in {c.get('scoring_calls', 0)} calls)")
+
+
+def cmd_ls(args) -> int:
+    if args.what in ("tasks", "groups"):
+        from omnieval.tasks import all_tasks, groups
+
+        if args.what == "groups":
+            for name, members in sorted(groups(tuple(args.include_path)).items()):
+                print(f"{name:28s} {', '.join(members)}")
+            return 0
+        for name, cfg in sorted(all_tasks(tuple(args.include_path)).items()):
+            print(f"{name:28s} {cfg.capability:12s} {cfg.description}")
+        return 0
+    from omnieval.registry import METRICS, MODELS
+
+    registry = MODELS if args.what == "models" else METRICS
+    for name, entry in sorted(registry.catalog().items()):
+        print(f"{name:32s} {entry.capability:28s} {entry.description}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from omnieval.leaderboard.render import render_boards
+
+    written = render_boards([Path(p) for p in args.results], Path(args.out), include_published=args.published)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from omnieval.metrics import weights
+
+    rows = weights.status(verify=args.verify)
+    missing = 0
+    for st in rows:
+        state = "present" if st.present else "MISSING"
+        if st.checksum_ok is False:
+            state = "BAD-SHA256"
+        missing += not st.present
+        print(f"{st.spec.id:36s} {state:10s} {st.path or st.spec.env_var + ' / ' + str(weights.weights_dir() / st.spec.filename)}")
+        if not st.present:
+            print(f"{'':36s} source: {st.spec.source}")
+    print(f"\n{len(rows) - missing} present, {missing} missing (weights dir: {weights.weights_dir()})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

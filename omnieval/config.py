@@ -1,0 +1,287 @@
+"""Typed, validated configuration: task definitions (YAML) and run settings (CLI).
+
+Task YAML is read with ``yaml.safe_load`` only.  Every key is checked: an unknown or misspelled key is a
+:class:`~omnieval.errors.ConfigError` naming the file, the key and the allowed keys.  Every setting that can
+move a number (dataset revision, prompt template, resolution, frames, steps, guidance, seeds, samples per
+prompt, metric options) lives here, is hashed (:meth:`TaskConfig.generation_hash`,
+:meth:`MetricSpec.options_hash`) and is written into ``results.json``.
+
+Example (``tasks/smoke/smoke_t2v.yaml``)::
+
+    task: smoke_t2v
+    group: [smoke]
+    capability: t2v
+    dataset: {path: prompts.jsonl}
+    fields: {id: id, prompt: prompt}
+    generation: {height: 32, width: 32, num_frames: 9, fps: 8, num_inference_steps: 2, seed: 42}
+    think: [off, on]
+    metrics:
+      - name: vbench_temporal_flickering
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from omnieval.errors import ConfigError
+
+CAPABILITIES = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
+THINK_MODES = ("off", "on")
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """sha256 of the canonical JSON of ``obj`` (sorted keys), truncated."""
+    payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where the docs come from.
+
+    ``path``: a local ``.jsonl``/``.json``/``.csv`` file or a folder (relative to the task file), or a
+    Hugging Face ``datasets`` path (then ``name``, ``revision`` and ``split`` apply).  ``media_root``:
+    folder that relative media paths in the docs are resolved against (default: the data file's folder).
+    """
+
+    path: str
+    name: str | None = None
+    revision: str | None = None
+    split: str = "test"
+    media_root: str | None = None
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which doc field plays which role.  ``None`` means the task has no such field."""
+
+    id: str | None = "id"
+    prompt: str | None = "prompt"
+    media: str | None = None        # input image/video of understanding and editing tasks
+    reference: str | None = None    # target answer, or reference media
+    choices: str | None = None      # multiple-choice options
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Settings passed to the model.  ``seed`` is the base seed; sample ``i`` uses ``seed + i`` for every
+    prompt (GenEval re-applies its seed per prompt), and think-on uses the same seeds as think-off so the
+    two are paired.  ``extra`` is passed through to the model verbatim (and hashed)."""
+
+    height: int | None = None
+    width: int | None = None
+    num_frames: int | None = None
+    fps: float | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    negative_prompt: str | None = None
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int = 0
+    samples_per_prompt: int = 1
+    batch_size: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        skip = {"seed", "samples_per_prompt", "batch_size", "extra"}
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip and v is not None}
+        out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of a task: registry name, options (conventions), and an optional label in results."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+    label: str | None = None
+
+    def options_hash(self) -> str:
+        return stable_hash({"name": self.name, "options": self.options})
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    task: str
+    capability: str
+    dataset: DatasetSpec
+    group: tuple[str, ...] = ()
+    description: str = ""
+    fields: FieldMap = FieldMap()
+    prompt_template: str = "{prompt}"
+    generation: GenerationSettings = GenerationSettings()
+    think: tuple[str, ...] = ("off",)
+    metrics: tuple[MetricSpec, ...] = ()
+    source_file: str | None = None
+
+    def generation_hash(self) -> str:
+        """Hash of everything that determines what the model is asked (not how outputs are scored)."""
+        d = self.to_dict()
+        keep = ("task", "capability", "dataset", "fields", "prompt_template", "generation")
+        return stable_hash({k: d[k] for k in keep})
+
+    def config_hash(self) -> str:
+        d = self.to_dict()
+        d.pop("source_file", None)
+        d.pop("description", None)
+        return stable_hash(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def base_dir(self) -> Path:
+        return Path(self.source_file).parent if self.source_file else Path.cwd()
+
+
+# ---------------------------------------------------------------------------------------------
+# Building dataclasses from YAML with key checking
+# ---------------------------------------------------------------------------------------------
+def build(cls: type, data: Any, where: str):
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise ConfigError naming ``where``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    fields_ = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields_))
+    if unknown:
+        close = {k: _close(k, list(fields_)) for k in unknown}
+        hints = "; ".join(f"{k!r}" + (f" (did you mean {close[k]!r}?)" if close[k] else "") for k in unknown)
+        raise ConfigError(f"{where}: unknown key(s) {hints}; allowed keys: {', '.join(fields_)}")
+    hints_ = get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        kwargs[key] = _coerce(hints_[key], value, f"{where}.{key}")
+    missing = [n for n, f in fields_.items() if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _close(key: str, allowed: list[str]) -> str | None:
+    import difflib
+
+    m = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return m[0] if m else None
+
+
+def _coerce(hint: Any, value: Any, where: str):
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    origin = getattr(hint, "__origin__", None)
+    if origin is tuple:
+        inner = hint.__args__[0]
+        if isinstance(value, (str, dict)) or not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_coerce(inner, v, where) for v in value)
+    if hint is dict or origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return value
+    base = _plain_type(hint)
+    if base is None or value is None:
+        return value
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is str and isinstance(value, bool):  # YAML reads off/on as booleans
+        return "on" if value else "off"
+    if not isinstance(value, base) or (base is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {base.__name__}, got {value!r}")
+    return value
+
+
+def _plain_type(hint: Any):
+    args = getattr(hint, "__args__", None)
+    if args:  # Optional[X] / X | None
+        real = [a for a in args if a is not type(None)]
+        return real[0] if len(real) == 1 and isinstance(real[0], type) else None
+    return hint if isinstance(hint, type) else None
+
+
+def load_task_file(path: str | Path) -> list[TaskConfig]:
+    """Parse one task YAML file (a mapping, or a list of mappings) into validated TaskConfigs."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{pos} malformed YAML: {getattr(exc, 'problem', exc)}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read task file: {exc.strerror}") from exc
+    docs = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, doc in enumerate(docs):
+        where = f"{path}" + (f"[{i}]" if isinstance(raw, list) else "")
+        if isinstance(doc, dict):
+            doc = dict(doc, source_file=str(path))
+            doc["metrics"] = [m if isinstance(m, dict) else {"name": m} for m in doc.get("metrics") or []]
+        cfg = build(TaskConfig, doc, where)
+        _validate(cfg, where)
+        out.append(cfg)
+    return out
+
+
+def _validate(cfg: TaskConfig, where: str) -> None:
+    if cfg.capability not in CAPABILITIES:
+        raise ConfigError(f"{where}.capability: {cfg.capability!r} is not one of {', '.join(CAPABILITIES)}")
+    bad = [t for t in cfg.think if t not in THINK_MODES]
+    if bad:
+        raise ConfigError(f"{where}.think: {bad} not in {THINK_MODES}")
+    if cfg.generation.samples_per_prompt < 1:
+        raise ConfigError(f"{where}.generation.samples_per_prompt must be >= 1")
+    if not cfg.task.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"{where}.task: {cfg.task!r} must be letters, digits, '_' or '-'")
+
+
+@dataclass
+class RunConfig:
+    """Settings of one ``omnieval run`` invocation."""
+
+    output_path: str
+    model: str = "omnivideo-tiny"
+    model_args: dict = field(default_factory=dict)
+    tasks: tuple[str, ...] = ("smoke",)
+    limit: int | None = None
+    offset: int = 0
+    think: str = "off"
+    seed: int | None = None
+    log_samples: bool = False
+    predict_only: bool = False
+    include_path: tuple[str, ...] = ()
+    dataset_overrides: dict = field(default_factory=dict)
+    rank: int = 0
+    world_size: int = 1
+
+    def think_modes(self) -> tuple[str, ...]:
+        return THINK_MODES if self.think == "both" else (self.think,)
+
+
+def parse_kv(text: str | None, where: str = "--model_args") -> dict[str, Any]:
+    """``k=v,k2=v2`` -> dict; values parsed as YAML scalars (numbers, booleans, null)."""
+    out: dict[str, Any] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ConfigError(f"{where}: expected key=value, got {part!r}")
+        key, value = part.split("=", 1)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        out[key.strip()] = value if isinstance(parsed, (dict, list)) else parsed
+    return out

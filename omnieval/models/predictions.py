@@ -1,0 +1,149 @@
+"""``predictions``: score media and answers produced elsewhere, without running a model.
+
+Two ways to say which file answers which request (``--model_args path=DIR[,manifest=FILE][,naming=...]``):
+
+``naming=manifest`` (default): ``DIR/manifest.jsonl`` (or ``manifest=FILE``), one line per output::
+
+    {"task": "vbench_t2v", "doc_id": "42", "sample_index": 0, "think": "off", "file": "videos/42-0.mp4"}
+    {"task": "mvbench", "doc_id": "7", "response": "(B) the man is running"}
+
+  ``task``, ``sample_index`` (default 0) and ``think`` (default ``off``) are optional; ``file`` is relative to
+  the manifest's folder; understanding tasks give ``response`` instead of ``file``.
+
+``naming=official``: the output names of the official Omni-Video scripts (``tools/inference/generate.py``)::
+
+    {task}_{W*H}_{solver}_seed{seed}_cfg{g}_steps{s}_frames{f}[_rank{r}]_{prompt[:50]}_{timestamp}.png|.mp4
+
+  A request matches a file when the task kind (t2v/t2i/i2i/v2v), the seed and the first 50 characters of the
+  prompt agree (spaces and ``/`` compared as ``_``, since file names cannot hold ``/``).  If several files
+  match (several timestamps), the newest is used and the choice is recorded in the sample info.
+
+A request with no matching file is an error naming the doc, sample and think mode, so nothing is silently
+scored on a subset.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from omnieval.errors import ConfigError, MediaError
+from omnieval.media import Video, read_media
+from omnieval.models.base import Generation, Model, quick_fingerprint
+from omnieval.registry import register_model
+
+OFFICIAL_NAME = re.compile(
+    r"^(?P<task>t2v|t2i|i2i|v2v|i2v)_(?P<size>\d+\*\d+)_(?P<solver>[^_]+)_seed(?P<seed>-?\d+)_cfg(?P<cfg>[\d.]+)"
+    r"_steps(?P<steps>\d+)_frames(?P<frames>\d+)(?:_rank(?P<rank>\d+))?_(?P<prompt>.*)_(?P<timestamp>\d{8}_\d{6}|\d+)$"
+)
+OFFICIAL_KIND = {"t2v": "t2v", "long_video": "t2v", "t2i": "t2i", "edit_image": "i2i", "edit_video": "v2v"}
+
+
+def _norm_prompt(text: str) -> str:
+    return re.sub(r"[\s/]+", "_", text.strip())[:50].lower()
+
+
+@register_model("predictions", description="score pre-generated media / answers from a folder + manifest or official Omni-Video file names",
+                capability=("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video"))
+class Predictions(Model):
+    capabilities = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
+
+    def __init__(self, path: str, manifest: str | None = None, naming: str = "manifest", **kwargs: Any):
+        super().__init__(path=path, manifest=manifest, naming=naming, **kwargs)
+        self.root = Path(path)
+        if not self.root.is_dir():
+            raise ConfigError(f"predictions: folder not found: {self.root}")
+        if naming == "manifest":
+            self.entries = self._read_manifest(Path(manifest) if manifest else self.root / "manifest.jsonl")
+        elif naming == "official":
+            self.entries = {}
+            self.official = self._scan_official()
+        else:
+            raise ConfigError(f"predictions: naming must be 'manifest' or 'official', got {naming!r}")
+        self.naming = naming
+
+    @classmethod
+    def fingerprint_from_args(cls, path: str = "", manifest: str | None = None, **kwargs: Any) -> str:
+        root = Path(path)
+        files = [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+        return quick_fingerprint(files, sample_bytes=1 << 16) if files else "empty"
+
+    # -- lookup -------------------------------------------------------------------------------------
+    def _read_manifest(self, path: Path) -> dict[tuple, dict]:
+        if not path.is_file():
+            raise ConfigError(f"predictions: manifest not found: {path}")
+        entries: dict[tuple, dict] = {}
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"predictions: {path}:{n}: invalid JSON ({exc.msg})") from exc
+            if "doc_id" not in rec or ("file" not in rec and "response" not in rec):
+                raise ConfigError(f"predictions: {path}:{n}: needs doc_id and file or response")
+            key = (rec.get("task"), str(rec["doc_id"]), int(rec.get("sample_index", 0)), _think(rec.get("think", "off")))
+            rec["__base__"] = str(path.parent)
+            entries[key] = rec
+        return entries
+
+    def _scan_official(self) -> list[dict]:
+        found = []
+        for p in sorted(self.root.rglob("*")):
+            m = OFFICIAL_NAME.match(p.stem) if p.suffix.lower() in (".mp4", ".png", ".jpg") else None
+            if m:
+                found.append(dict(m.groupdict(), file=str(p)))
+        return found
+
+    def _lookup(self, task: str, capability: str, doc_id: str, index: int, think: bool, prompt: str, seed: int) -> Generation:
+        mode = "on" if think else "off"
+        what = f"task {task} doc {doc_id} sample {index} think {mode}"
+        if self.naming == "manifest":
+            rec = self.entries.get((task, doc_id, index, mode)) or self.entries.get((None, doc_id, index, mode))
+            if rec is None:
+                raise MediaError(f"predictions: no output for {what} in the manifest")
+            if "response" in rec:
+                return Generation(str(rec["response"]), {"source_file": None})
+            path = Path(rec["file"])
+            path = path if path.is_absolute() else Path(rec["__base__"]) / path
+            return Generation(read_media(path), {"source_file": str(path)})
+        kind, want = OFFICIAL_KIND.get(capability), _norm_prompt(prompt)
+        matches = [e for e in self.official if e["task"] == kind and int(e["seed"]) == seed and _norm_prompt(e["prompt"]) == want]
+        if not matches:
+            raise MediaError(f"predictions: no official-named {kind} file with seed {seed} and prompt {prompt[:50]!r} for {what}")
+        best = max(matches, key=lambda e: e["timestamp"])
+        return Generation(read_media(best["file"]), {"source_file": best["file"], "candidates": len(matches)})
+
+    def _answer(self, prompts, think: bool, gen: dict, capability: str, expect_video: bool | None) -> list[Generation]:
+        out = []
+        for i, prompt in enumerate(prompts):
+            g = self._lookup(gen.get("task", ""), capability, str(gen["doc_ids"][i]), int(gen["sample_indices"][i]),
+                             think, prompt, int(gen["seeds"][i]))
+            if expect_video is not None and isinstance(g.output, Video) != expect_video:
+                kind = "video" if expect_video else "image"
+                raise MediaError(f"predictions: {g.info.get('source_file')} is not a{'' if expect_video else 'n'} {kind}")
+            out.append(g)
+        return out
+
+    # -- capabilities ---------------------------------------------------------------------------------
+    def understand(self, media, questions, **gen):
+        return self._answer(questions, False, gen, "understand", None)
+
+    def generate_image(self, prompts, think=False, **gen):
+        return self._answer(prompts, think, gen, "t2i", False)
+
+    def generate_video(self, prompts, think=False, **gen):
+        return self._answer(prompts, think, gen, "t2v", True)
+
+    def edit_image(self, images, instructions, think=False, **gen):
+        return self._answer(instructions, think, gen, "edit_image", False)
+
+    def edit_video(self, videos, instructions, think=False, **gen):
+        return self._answer(instructions, think, gen, "edit_video", True)
+
+
+def _think(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)

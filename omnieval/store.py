@@ -1,0 +1,227 @@
+"""Artifact store: content-addressed media, append-only JSONL records, resumable.
+
+Layout under ``--output_path DIR``::
+
+    DIR/artifacts/<ab>/<key>.png|.mp4     generated media, addressed by the work item's key
+    DIR/samples/<task>[.rank<r>].jsonl    one generation record per work item
+    DIR/scores/<task>[.rank<r>].jsonl     one record per (work item, metric options)
+    DIR/scores/arrays/<ab>/<key>.npz      array parts of metric contributions (features)
+
+Crash safety (SIGKILL at any point):
+
+* media are written to a temporary name and ``os.replace``-d into place, *then* the record is appended;
+* records are appended as one ``write`` of a full line, flushed and ``fsync``-ed;
+* on open, a torn last line (no trailing newline / invalid JSON) is cut off, so a re-run appends after the
+  last complete record; a record whose media file is missing or whose checksum differs is ignored and the
+  item is redone.  Records are keyed, so a duplicate key is never written twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from omnieval.errors import OmniEvalError
+from omnieval.media import Video, file_sha256, read_media, write_media
+
+
+class JsonlLog:
+    """An append-only, fsync'ed JSONL file of records with a ``key`` field."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: dict[str, dict] = {}
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        with open(self.path, "rb") as f:
+            data = f.read()
+        good_end = 0
+        pos = 0
+        while pos < len(data):
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                break  # torn last line
+            line = data[pos:nl]
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            self.records[rec["key"]] = rec
+            good_end = pos = nl + 1
+        if good_end < len(data):  # cut a torn tail so appends start on a clean line
+            with open(self.path, "r+b") as f:
+                f.truncate(good_end)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def get(self, key: str) -> dict | None:
+        return self.records.get(key)
+
+    def append(self, record: dict) -> None:
+        if record["key"] in self.records:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(record, sort_keys=True, default=_json_default) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.records[record["key"]] = record
+
+
+def _json_default(obj: Any):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Store:
+    """Generation and score records of one output folder."""
+
+    def __init__(self, root: str | os.PathLike, rank: int = 0, world_size: int = 1):
+        self.root = Path(root)
+        self.rank, self.world_size = rank, world_size
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise OmniEvalError(f"output folder {self.root} is not writable: {exc.strerror}") from exc
+        self._samples: dict[str, list[JsonlLog]] = {}
+        self._scores: dict[str, list[JsonlLog]] = {}
+
+    # -- record files ---------------------------------------------------------------------------
+    def _suffix(self) -> str:
+        return "" if self.world_size == 1 else f".rank{self.rank}"
+
+    def _logs(self, kind: str, task: str, cache: dict) -> list[JsonlLog]:
+        if task not in cache:
+            folder = self.root / kind
+            own = folder / f"{task}{self._suffix()}.jsonl"
+            shards = sorted(folder.glob(f"{task}.rank*.jsonl")) if folder.exists() else []
+            others = [p for p in [folder / f"{task}.jsonl", *shards] if p != own and p.exists()]
+            cache[task] = [JsonlLog(p) for p in [own, *others]]
+        return cache[task]
+
+    def reload(self) -> None:
+        self._samples.clear()
+        self._scores.clear()
+
+    def find(self, kind: str, task: str, key: str) -> dict | None:
+        for log in self._logs(kind, task, self._samples if kind == "samples" else self._scores):
+            rec = log.get(key)
+            if rec is not None:
+                return rec
+        return None
+
+    # -- generations ----------------------------------------------------------------------------
+    def generation(self, task: str, key: str) -> dict | None:
+        """The finished generation record of ``key``, or None (also when its media are missing/corrupt)."""
+        rec = self.find("samples", task, key)
+        if rec is None:
+            return None
+        art = rec.get("artifact")
+        if art:
+            path = self.root / art
+            if not path.is_file() or file_sha256(path) != rec.get("artifact_sha256"):
+                return None
+        return rec
+
+    def save_generation(self, task: str, record: dict, output: Any) -> dict:
+        """Write media (if any) atomically, then append the record."""
+        key = record["key"]
+        if isinstance(output, str):
+            record = dict(record, response=output, artifact=None)
+        else:
+            rel = Path("artifacts") / key[:2] / key
+            final = self.root / rel
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.with_name(f".{key}.tmp{os.getpid()}")
+            written = write_media(output, tmp)
+            target = final.with_suffix(written.suffix)
+            os.replace(written, target)
+            record = dict(record, artifact=str(rel.with_suffix(written.suffix)), artifact_sha256=file_sha256(target))
+            if isinstance(output, Video):
+                record["fps"] = output.fps
+        self._logs("samples", task, self._samples)[0].append(record)
+        return record
+
+    def load_output(self, record: dict):
+        """The generated media (image/Video) or text response of a record."""
+        if record.get("artifact"):
+            media = read_media(self.root / record["artifact"])
+            if isinstance(media, Video) and record.get("fps"):
+                media.fps = float(record["fps"])
+            return media
+        return record.get("response", "")
+
+    def generation_records(self, task: str) -> Iterator[dict]:
+        seen = set()
+        for log in self._logs("samples", task, self._samples):
+            for key, rec in log.records.items():
+                if key not in seen:
+                    seen.add(key)
+                    yield rec
+
+    # -- scores ---------------------------------------------------------------------------------
+    def score(self, task: str, key: str) -> dict | None:
+        rec = self.find("scores", task, key)
+        if rec is None:
+            return None
+        if rec.get("arrays"):
+            path = self.root / rec["arrays"]
+            if not path.is_file():
+                return None
+        return rec
+
+    def save_score(self, task: str, key: str, item_key: str, metric: str, contribution: dict) -> None:
+        scalars = {k: v for k, v in contribution.items() if not isinstance(v, np.ndarray)}
+        arrays = {k: v for k, v in contribution.items() if isinstance(v, np.ndarray)}
+        record = {"key": key, "item": item_key, "metric": metric, "contribution": scalars, "arrays": None}
+        if arrays:
+            rel = Path("scores") / "arrays" / key[:2] / f"{key}.npz"
+            final = self.root / rel
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.with_name(f".{key}.tmp{os.getpid()}.npz")
+            np.savez(tmp, **arrays)
+            os.replace(tmp, final)
+            record["arrays"] = str(rel)
+        self._logs("scores", task, self._scores)[0].append(record)
+
+    def load_contribution(self, record: dict) -> dict:
+        out = dict(record["contribution"])
+        if record.get("arrays"):
+            with np.load(self.root / record["arrays"], allow_pickle=False) as npz:
+                out.update({k: npz[k] for k in npz.files})
+        return out
