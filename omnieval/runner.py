@@ -87,10 +87,13 @@ def format_choices(choices) -> str:
     return "\n".join(f"({k}) {v}" for k, v in pairs)
 
 
-def plan_items(cfg: TaskConfig, docs: list[Doc], identity: ModelIdentity, think_modes: Iterable[str], seed: int | None) -> list[WorkItem]:
+def plan_items(cfg: TaskConfig, docs: list[Doc], identity: ModelIdentity, think_modes: Iterable[str], seed: int | None,
+               model_thinks: bool = True) -> list[WorkItem]:
+    """Work items of one task.  Think-on items exist only where the task lists ``on``, the capability takes
+    ``think`` and the model supports it."""
     base_seed = cfg.generation.seed if seed is None else seed
     modes = [t for t in think_modes if t in cfg.think]
-    if cfg.capability not in THINKING_CAPABILITIES:
+    if cfg.capability not in THINKING_CAPABILITIES or not model_thinks:
         modes = [t for t in modes if t == "off"]
     gen_hash = cfg.generation_hash()
     items = []
@@ -133,7 +136,8 @@ class Runner:
             docs = docs[self.run.offset:]
             if self.run.limit is not None:
                 docs = docs[: self.run.limit]
-            items = plan_items(cfg, docs, self.identity, self.run.think_modes(), self.run.seed)
+            items = plan_items(cfg, docs, self.identity, self.run.think_modes(), self.run.seed,
+                               model_thinks=getattr(self.model_cls, "supports_think", True))
             metrics = []
             for spec in cfg.metrics:
                 cls = get_metric(spec.name)

@@ -62,6 +62,8 @@ class Model:
     """Base class.  Subclasses set ``capabilities`` and implement the matching methods."""
 
     capabilities: ClassVar[tuple[str, ...]] = ()
+    #: whether generation methods honour ``think=True``; if not, think-on work items are not planned
+    supports_think: ClassVar[bool] = True
     #: arguments (from ``--model_args``) that change outputs; others (device, batch size) do not
     output_irrelevant_args: ClassVar[tuple[str, ...]] = ("device", "batch_size", "offload", "num_workers")
 

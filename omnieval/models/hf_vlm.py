@@ -1,0 +1,78 @@
+"""``hf-vlm``: a transformers image-text-to-text model answering questions about videos from sampled frames.
+
+``--model hf-vlm --model_args pretrained=llava-hf/llava-onevision-qwen2-0.5b-ov-hf,num_frames=8``
+
+* ``pretrained``: local folder or cached hub id, loaded with ``AutoProcessor`` +
+  ``AutoModelForImageTextToText`` (``trust_remote_code`` only if the user sets it).
+* Frames: ``num_frames`` (default 8) sampled from each video with ``frame_policy`` (default ``uniform``:
+  ``linspace(0, T-1, n)`` as lmms-eval / Video-MME), passed as that many images in one user turn, in order,
+  before the question.  An image input is one frame.
+* Decoding: the task's ``max_new_tokens`` / ``temperature`` / ``top_p``; ``temperature`` 0 or unset means
+  greedy.  With sampling, ``torch.manual_seed(seed)`` is set per request.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from omnieval.errors import MissingWeightsError
+from omnieval.media import Video, as_frames, sample_frame_indices
+from omnieval.models.base import Model
+from omnieval.models.hub import folder_fingerprint, resolve_checkpoint, torch_dtype
+from omnieval.registry import register_model
+
+
+@register_model("hf-vlm", description="transformers image-text-to-text model answering video questions from sampled frames",
+                capability=("understand",))
+class HFVideoVLM(Model):
+    capabilities = ("understand",)
+    supports_think = False
+
+    def __init__(self, pretrained: str, num_frames: int = 8, frame_policy: str = "uniform", dtype: str | None = "float32",
+                 device: str = "cpu", trust_remote_code: bool = False, **kwargs: Any):
+        super().__init__(pretrained=pretrained, num_frames=num_frames, frame_policy=frame_policy, dtype=dtype, device=device,
+                         trust_remote_code=trust_remote_code, **kwargs)
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        folder = resolve_checkpoint(pretrained, "hf-vlm")
+        try:
+            self.processor = AutoProcessor.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+            self.model = AutoModelForImageTextToText.from_pretrained(str(folder), dtype=torch_dtype(dtype),
+                                                                     trust_remote_code=trust_remote_code).to(device).eval()
+        except (OSError, ValueError) as exc:
+            raise MissingWeightsError(f"hf-vlm {pretrained!r}: {str(exc).splitlines()[0]}") from exc
+        self.device = device
+        self.num_frames, self.frame_policy = int(num_frames), frame_policy
+
+    @classmethod
+    def fingerprint_from_args(cls, pretrained: str = "", **kwargs: Any) -> str:
+        return folder_fingerprint(pretrained)
+
+    def frames(self, media) -> list[np.ndarray]:
+        frames = as_frames(media)
+        if isinstance(media, Video):
+            frames = frames[sample_frame_indices(len(frames), self.num_frames, self.frame_policy)]
+        return list(frames)
+
+    def understand(self, media, questions, max_new_tokens: int | None = None, temperature: float | None = None,
+                   top_p: float | None = None, seeds=None, **gen) -> list[str]:
+        import torch
+        from PIL import Image
+
+        answers = []
+        for i, (item, question) in enumerate(zip(media, questions)):
+            images = [Image.fromarray(f) for f in self.frames(item)]
+            messages = [{"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]}]
+            prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
+            inputs = self.processor(images=images, text=prompt, return_tensors="pt").to(self.device)
+            sample = bool(temperature)
+            kwargs = {"max_new_tokens": int(max_new_tokens or 64), "do_sample": sample}
+            if sample:
+                kwargs.update(temperature=float(temperature), top_p=float(top_p) if top_p else None)
+                torch.manual_seed(int(seeds[i]) if seeds else 0)
+            with torch.inference_mode():
+                out = self.model.generate(**inputs, **kwargs)
+            new_tokens = out[:, inputs["input_ids"].shape[1]:]
+            answers.append(self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0].strip())
+        return answers
