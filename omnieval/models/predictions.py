@@ -35,7 +35,7 @@ from omnieval.registry import register_model
 
 OFFICIAL_NAME = re.compile(
     r"^(?P<task>t2v|t2i|i2i|v2v|i2v)_(?P<size>\d+\*\d+)_(?P<solver>[^_]+)_seed(?P<seed>-?\d+)_cfg(?P<cfg>[\d.]+)"
-    r"_steps(?P<steps>\d+)_frames(?P<frames>\d+)(?:_rank(?P<rank>\d+))?_(?P<prompt>.*)_(?P<timestamp>\d{8}_\d{6}|\d+)$"
+    r"_steps(?P<steps>\d+)_frames(?P<frames>\d+)(?:_rank(?P<rank>\d+))?_(?P<prompt>.*?)_(?P<timestamp>\d{8}_\d{6}|\d+)$"
 )
 OFFICIAL_KIND = {"t2v": "t2v", "long_video": "t2v", "t2i": "t2i", "edit_image": "i2i", "edit_video": "v2v"}
 

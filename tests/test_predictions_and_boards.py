@@ -1,0 +1,99 @@
+"""The ``predictions`` model (manifest and official Omni-Video names), leaderboards and ``omnieval weights``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness_fixtures as hf
+from omnieval.cli import main
+from omnieval.media import Video, write_image, write_video
+
+
+@pytest.fixture()
+def tasks_dir(tmp_path):
+    return hf.write_tasks(tmp_path / "tasks")
+
+
+def _img(value: int) -> np.ndarray:
+    return np.full((8, 8, 3), value, np.uint8)
+
+
+def test_manifest_predictions_are_scored(tmp_path, tasks_dir):
+    pred = tmp_path / "pred"
+    (pred / "img").mkdir(parents=True)
+    lines = []
+    for i in range(4):
+        for s in range(2):
+            write_image(_img(10 * i + s), pred / "img" / f"{i}-{s}.png")
+            lines.append({"task": "h_t2i", "doc_id": f"p{i}", "sample_index": s, "file": f"img/{i}-{s}.png"})
+    lines += [{"doc_id": f"q{i}", "response": "A" if i else "B"} for i in range(3)]
+    (pred / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "out"
+    assert main(["run", "--model", "predictions", "--model_args", f"path={pred}", "--tasks", "h_t2i,h_qa",
+                 "--output_path", str(out), "--include_path", str(tasks_dir)]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    expected = np.mean([10 * i + s for i in range(4) for s in range(2)]) / 255
+    assert res["h_t2i"]["brightness"]["value"] == pytest.approx(expected)
+    assert res["h_qa"]["is_a"]["value"] == pytest.approx(2 / 3)
+
+
+def test_missing_prediction_names_the_item(tmp_path, tasks_dir, capsys):
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "manifest.jsonl").write_text(json.dumps({"doc_id": "q0", "response": "A"}) + "\n")
+    assert main(["run", "--model", "predictions", "--model_args", f"path={pred}", "--tasks", "h_qa",
+                 "--output_path", str(tmp_path / "o"), "--include_path", str(tasks_dir)]) == 2
+    assert "no output for task h_qa doc q1 sample 0 think off" in capsys.readouterr().err
+
+
+def test_official_omnivideo_file_names(tmp_path, tasks_dir):
+    pred = tmp_path / "official"
+    pred.mkdir()
+    for i in range(4):
+        prompt = f"a red ball number {i}".replace(" ", "_")
+        video = Video(np.full((3, 8, 8, 3), 20 * i, np.uint8), fps=4)
+        write_video(video, pred / f"t2v_8*8_unipc_seed1_cfg3.0_steps40_frames3_{prompt}_20250101_000000.mp4")
+        # an older run of the same request must lose against the newest timestamp
+        write_video(Video(np.zeros((3, 8, 8, 3), np.uint8), fps=4),
+                    pred / f"t2v_8*8_unipc_seed1_cfg3.0_steps40_frames3_{prompt}_20240101_000000.mp4")
+    out = tmp_path / "out"
+    assert main(["run", "--model", "predictions", "--model_args", f"path={pred},naming=official", "--tasks", "h_t2v",
+                 "--output_path", str(out), "--include_path", str(tasks_dir)]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]["h_t2v"]
+    assert res["test_brightness/brightness"]["value"] == pytest.approx(np.mean([20 * i for i in range(4)]) / 255, abs=2e-3)
+
+
+def test_leaderboard_renders_all_formats(tmp_path, tasks_dir):
+    out = tmp_path / "out"
+    main(["run", "--model", "fake-test", "--tasks", "h_t2i", "--think", "both", "--output_path", str(out),
+          "--include_path", str(tasks_dir)])
+    board = tmp_path / "board"
+    assert main(["leaderboard", "--results", str(out), "--out", str(board)]) == 0
+    for ext in ("md", "csv", "tex", "html"):
+        assert (board / f"board.{ext}").stat().st_size > 0
+        assert (board / f"ablations.{ext}").stat().st_size > 0
+    md = (board / "board.md").read_text()
+    assert "fake-test" in md and "h_t2i@think" in md
+    assert main(["leaderboard", "--results", str(tmp_path / "missing"), "--out", str(board)]) == 2
+
+
+def test_weights_command_lists_missing_files(tmp_path, capsys, monkeypatch):
+    from omnieval.metrics import weights
+
+    assert main(["weights"]) == 0
+    listing = capsys.readouterr().out
+    assert "missing" in listing
+    ids = sorted(weights.manifest())
+    if not ids:
+        pytest.fail("the weight manifest is empty")
+    spec = weights.spec(ids[0])
+    target = tmp_path / "w.bin"
+    target.write_bytes(b"weights")
+    monkeypatch.setenv(spec.env_var, str(target))
+    assert weights.resolve(spec.id) == target
+    monkeypatch.delenv(spec.env_var)
+    with pytest.raises(weights.MissingWeightsError, match=spec.filename):
+        weights.resolve(spec.id)
