@@ -1,6 +1,6 @@
 """Typed, validated configuration: task definitions (YAML) and run settings (CLI).
 
-Task YAML is read with ``yaml.safe_load`` only.  Every key is checked: an unknown or misspelled key is a
+Task YAML is read with a safe YAML loader only (plain data, never objects).  Every key is checked: an unknown or misspelled key is a
 :class:`~omnieval.errors.ConfigError` naming the file, the key and the allowed keys.  Every setting that can
 move a number (dataset revision, prompt template, resolution, frames, steps, guidance, seeds, samples per
 prompt, metric options) lives here, is hashed (:meth:`TaskConfig.generation_hash`,
@@ -30,6 +30,9 @@ from typing import Any, get_type_hints
 import yaml
 
 from omnieval.errors import ConfigError
+
+#: libyaml's safe loader when available (5-10x faster), else the pure-Python one; both build plain data only
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 CAPABILITIES = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
 THINK_MODES = ("off", "on")
@@ -213,7 +216,7 @@ def load_task_file(path: str | Path) -> list[TaskConfig]:
     """Parse one task YAML file (a mapping, or a list of mappings) into validated TaskConfigs."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = f" line {mark.line + 1}" if mark else ""

@@ -4,8 +4,10 @@ Conventions (they change metric values, so they are fixed here and documented):
 
 * An **image** is a ``numpy.uint8`` array ``H x W x 3``, RGB.
 * A **video** is a :class:`Video`: ``frames`` ``numpy.uint8`` ``T x H x W x 3`` RGB, plus ``fps``.
-* Videos are written losslessly enough for metrics: H.264 (libx264, yuv444p, crf 0 = lossless) by default,
-  so that re-reading returns the frames that were generated.  Images are written as PNG.
+* Videos are written losslessly: H.264 in RGB (``libx264rgb``, crf 0), so re-reading with PyAV, cv2 or decord
+  returns exactly the frames that were generated (a YUV round trip would change pixels by up to ~2 levels
+  and so change every metric).  Some players cannot show 4:4:4 RGB H.264; pass ``codec="libx264"`` for a
+  viewable (lossy, yuv420p) file.  Images are written as PNG.
 * Frame sampling (:func:`sample_frame_indices`) is explicit about its policy, because VBench, lmms-eval
   and FVD protocols all differ.
 """
@@ -76,8 +78,8 @@ def _to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Reading and writing
 # ---------------------------------------------------------------------------------------------
-def write_video(video: Video, path: str | os.PathLike, *, codec: str = "libx264", crf: int = 0) -> Path:
-    """Write ``video`` to ``path`` with PyAV.  ``crf=0`` with yuv444p is lossless for libx264."""
+def write_video(video: Video, path: str | os.PathLike, *, codec: str = "libx264rgb", crf: int = 0) -> Path:
+    """Write ``video`` to ``path`` with PyAV (default: lossless RGB H.264; see the module docstring)."""
     import av
 
     path = Path(path)
@@ -92,8 +94,8 @@ def write_video(video: Video, path: str | os.PathLike, *, codec: str = "libx264"
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        if codec == "libx264":
-            stream.pix_fmt = "yuv444p"
+        if codec == "libx264rgb":
+            stream.pix_fmt = "rgb24"
             stream.options = {"crf": str(crf), "preset": "veryfast"}
         else:
             stream.pix_fmt = "yuv420p"
@@ -186,7 +188,9 @@ def sample_frame_indices(num_frames: int, num: int | None, policy: FramePolicy =
 
     * ``all``: every frame (``num`` ignored).
     * ``uniform``: ``linspace(0, T-1, num)`` rounded (lmms-eval / Video-MME convention).
-    * ``middle``: split into ``num`` equal segments and take the middle of each (VBench ``'middle'``).
+    * ``middle``: VBench's ``get_frame_indices(sample='middle')``: integer segment bounds
+      ``linspace(0, T, min(num, T) + 1)``, the floor-middle of each ``[start, next - 1]``, padded with the last
+      index up to ``num``.
     * ``first``: the first ``num`` consecutive frames (stylegan-v generated clips start at frame 0).
     * ``stride``: every ``stride``-th frame, then the first ``num`` of those.
     """
@@ -197,8 +201,9 @@ def sample_frame_indices(num_frames: int, num: int | None, policy: FramePolicy =
     if policy == "uniform":
         return np.linspace(0, num_frames - 1, num).round().astype(int)
     if policy == "middle":
-        edges = np.linspace(0, num_frames, num + 1)
-        return np.minimum(((edges[:-1] + edges[1:]) / 2).astype(int), num_frames - 1)
+        edges = np.linspace(0, num_frames, min(num, num_frames) + 1).astype(int)
+        picked = (edges[:-1] + edges[1:] - 1) // 2
+        return np.concatenate([picked, np.full(num - len(picked), picked[-1])]).astype(int)
     if policy == "first":
         if num_frames < num:
             raise MediaError(f"need {num} frames, video has {num_frames}")

@@ -1,0 +1,59 @@
+"""Media IO and frame-sampling conventions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omnieval.errors import MediaError
+from omnieval.media import Video, read_image, read_media, read_video, sample_frame_indices, write_image, write_video
+
+
+def test_video_round_trip_is_lossless(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (5, 12, 10, 3), dtype=np.uint8)
+    path = write_video(Video(frames, fps=12.5), tmp_path / "v.mp4")
+    back = read_video(path)
+    np.testing.assert_array_equal(back.frames, frames)
+    assert back.fps == pytest.approx(12.5)
+
+
+def test_odd_sizes_are_padded_and_images_round_trip(tmp_path):
+    frames = np.full((2, 7, 9, 3), 100, np.uint8)
+    assert read_video(write_video(Video(frames), tmp_path / "odd.mp4")).frames.shape == (2, 8, 10, 3)
+    img = np.random.default_rng(1).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(read_media(write_image(img, tmp_path / "i.png")), img)
+
+
+def test_bad_media_errors_name_the_item(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(MediaError, match="bad.mp4"):
+        read_video(bad)
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    with pytest.raises(MediaError, match="bad.png"):
+        read_image(tmp_path / "bad.png")
+    with pytest.raises(MediaError, match="NaN"):
+        Video(np.full((2, 4, 4, 3), np.nan))
+    with pytest.raises(MediaError, match="T x H x W x 3"):
+        Video(np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(MediaError, match=r"\[0, 1\]"):
+        Video(np.full((2, 4, 4, 3), 3.0))
+
+
+def test_float_frames_in_unit_range_become_uint8():
+    v = Video(np.full((1, 2, 2, 3), 0.5))
+    assert v.frames.dtype == np.uint8 and v.frames[0, 0, 0, 0] == 128
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5, 8, 16, 17, 33, 81])
+@pytest.mark.parametrize("num", [1, 3, 8, 16])
+def test_middle_policy_equals_vbench(frames, num):
+    vbench_utils = pytest.importorskip("vbench.utils")
+    expected = [int(i) for i in vbench_utils.get_frame_indices(num, frames, sample="middle")]
+    assert list(sample_frame_indices(frames, num, "middle")) == expected
+
+
+def test_uniform_policy_is_linspace_rounded():
+    assert list(sample_frame_indices(81, 8, "uniform")) == list(np.linspace(0, 80, 8).round().astype(int))
+    assert list(sample_frame_indices(10, 3, "stride", stride=4)) == [0, 4, 8]
+    with pytest.raises(MediaError):
+        sample_frame_indices(5, 8, "first")
