@@ -75,18 +75,11 @@ class PooledDimensionMetric(VBenchDimensionMetric):
     processes) and ``<dim>`` = the per-video value, for sample logs only.
     """
 
-    def score(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for item in inputs:
-            result = self.score_video(as_video(item.output, item.item_id), item)
-            if isinstance(result, Skip):
-                out.append({f"{self.dimension}_skipped": result.reason})
-                continue
-            entry: dict[str, Any] = {f"{self.dimension}_num": float(result.num), f"{self.dimension}_den": float(result.den)}
-            if result.per_video is not None:
-                entry[self.dimension] = float(result.per_video)
-            out.append(entry)
-        return out
+    def result_entry(self, result: Pooled) -> dict[str, Any]:
+        entry = {f"{self.dimension}_num": float(result.num), f"{self.dimension}_den": float(result.den)}
+        if result.per_video is not None:
+            entry[self.dimension] = float(result.per_video)
+        return entry
 
     def compute(self) -> dict[str, float]:
         den = self.sums.get(f"{self.dimension}_den", 0.0)

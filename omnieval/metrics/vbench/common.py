@@ -1,0 +1,235 @@
+"""Shared pieces of the VBench dimensions: video access at VBench's conventions, the per-dimension base class.
+
+Conventions (VBench 0.1.5, ``vbench/<dimension>.py``):
+
+* VBench decodes every video file with ``cv2.VideoCapture`` (BGR, converted to RGB where a network is
+  used) and reads the frame rate from ``CAP_PROP_FPS``.  :func:`read_video_cv2` does the same and returns a
+  :class:`~omnieval.media.Video` (RGB uint8 ``T x H x W x 3``).  PyAV, decord and cv2 decode H.264 / MPEG-4 to
+  identical frames (``shared/reference/environment.md`` section 10), so in-memory videos decoded by
+  :func:`omnieval.media.read_video` give the same numbers.
+* A dimension's value is the **mean over videos of per-video scores** (``np.mean(sim)`` in every
+  single-process branch of VBench).  Each video is one contribution; :class:`VBenchDimensionMetric` folds
+  ``{dimension: score}`` into running sums, so the value does not depend on how the videos were split over
+  processes (unlike VBench's multi-GPU branches, see metric-conventions.md section 1.4).
+* A video the dimension does not score (VBench's ``except AssertionError: continue``, or a video removed by
+  the static filter) contributes ``{"<dimension>_skipped": reason}`` and no number.  A dimension with no
+  scored video is *missing*: :meth:`VBenchDimensionMetric.compute` returns ``{}`` for it, never 0.
+
+API used by the per-dimension modules (keep stable)::
+
+    class MyDim(VBenchDimensionMetric):
+        dimension = "subject_consistency"
+        Options = MyOptions                       # frozen dataclass of conventions
+        weights = ("vbench_dino_vitb16",)         # manifest ids (omnieval/metrics/manifest/vbench.yaml)
+        def score_video(self, video: Video, item: MetricInput) -> float | Skip: ...
+
+``score_video`` receives the item's video (:func:`as_video` already applied) and returns a float or
+:class:`Skip` (or any result a subclass turns into a contribution by overriding ``result_entry``).  Heavy networks are built lazily with :meth:`VBenchDimensionMetric.cached` so that
+``fresh()`` clones share them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from omnieval.errors import MediaError, OmniEvalError
+from omnieval.media import Video
+from omnieval.metrics.base import MeanMetric, MetricInput
+
+#: The 16 VBench dimensions, in the order of VBench's leaderboard / ``scripts/constant.py``.
+DIMENSIONS: tuple[str, ...] = (
+    "subject_consistency",
+    "background_consistency",
+    "temporal_flickering",
+    "motion_smoothness",
+    "dynamic_degree",
+    "aesthetic_quality",
+    "imaging_quality",
+    "object_class",
+    "multiple_objects",
+    "human_action",
+    "color",
+    "spatial_relationship",
+    "scene",
+    "temporal_style",
+    "appearance_style",
+    "overall_consistency",
+)
+
+#: Dimensions whose score needs the prompt's ``auxiliary_info`` (VBench refuses them in custom_input mode).
+AUXILIARY_DIMENSIONS: tuple[str, ...] = (
+    "object_class",
+    "multiple_objects",
+    "scene",
+    "appearance_style",
+    "color",
+    "spatial_relationship",
+)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A video the dimension does not score (and why); it contributes no number."""
+
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Videos at VBench's conventions
+# ---------------------------------------------------------------------------------------------
+def read_video_cv2(path: str | os.PathLike, rgb: bool = True) -> Video:
+    """Decode ``path`` exactly like VBench: ``cv2.VideoCapture`` until the first failed read, BGR -> RGB.
+
+    ``fps`` is ``CAP_PROP_FPS`` (VBench's dynamic_degree uses it for the frame interval).  ``rgb=False`` keeps
+    cv2's BGR order (for channel-symmetric computations such as temporal flickering).
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"video file not found: {path}")
+    capture = cv2.VideoCapture(str(path))
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    frames = []
+    try:
+        while capture.isOpened():
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+    finally:
+        capture.release()
+    if not frames:
+        raise MediaError(f"video has no decodable frames: {path}")
+    array = np.stack(frames)
+    if rgb:
+        array = np.ascontiguousarray(array[..., ::-1])
+    return Video(array, fps=fps if fps > 0 else 8.0)
+
+
+def as_video(output: Any, item_id: str = "?") -> Video:
+    """The item's output as a :class:`Video`: a Video, a ``T x H x W x 3`` array (fps 8) or a video file path."""
+    if isinstance(output, Video):
+        return output
+    if isinstance(output, (str, os.PathLike)):
+        return read_video_cv2(output)
+    if isinstance(output, np.ndarray):
+        return Video(output)
+    raise MediaError(f"item {item_id}: expected a video (Video, T x H x W x 3 array or file path), got {type(output).__name__}")
+
+
+def require_frames(video: Video, minimum: int, item_id: str, dimension: str) -> None:
+    if len(video) < minimum:
+        raise MediaError(f"item {item_id}: {dimension} needs at least {minimum} frames, the video has {len(video)}")
+
+
+def auxiliary_info(item: MetricInput, dimension: str) -> dict:
+    """The prompt's ``auxiliary_info`` for ``dimension`` (from ``VBench_full_info.json``, kept in ``item.doc``)."""
+    info = (item.doc.get("auxiliary_info") or {}).get(dimension)
+    if info is None:
+        raise OmniEvalError(
+            f"item {item.item_id}: {dimension} needs the prompt's auxiliary_info (use the VBench prompt suite, "
+            "omnieval.metrics.vbench.naming.load_prompt_suite)"
+        )
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# Runtime helpers
+# ---------------------------------------------------------------------------------------------
+def default_device() -> str:
+    """``$OMNIEVAL_DEVICE``, else ``cuda`` when available, else ``cpu`` (not part of the options: it does not move
+    the number beyond floating-point noise)."""
+    if os.environ.get("OMNIEVAL_DEVICE"):
+        return os.environ["OMNIEVAL_DEVICE"]
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def import_vbench(module: str = "vbench"):
+    """Import a module of the ``vbench`` package (the engine for its networks), with a one-line error if absent."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise OmniEvalError(
+            f"{module} is needed for this VBench dimension but cannot be imported ({exc}); "
+            "install it with `pip install --no-deps vbench==0.1.5` and the omnieval[vbench] extra"
+        ) from exc
+
+
+def load_state_dict(path: str | os.PathLike, key: str | None = None, strip_prefix: str = "module.") -> dict:
+    """A checkpoint's state dict, loaded without executing code (``torch.load(weights_only=True)``).
+
+    ``key``: take ``checkpoint[key]`` (e.g. AMT's ``'state_dict'``); ``strip_prefix``: removed from key names
+    (DataParallel's ``module.``).
+    """
+    import torch
+
+    try:
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad weight file
+        raise OmniEvalError(f"cannot load weights {path} safely (weights_only=True): {exc}") from exc
+    if key is not None:
+        if not isinstance(checkpoint, dict) or key not in checkpoint:
+            raise OmniEvalError(f"weights {path}: no {key!r} entry")
+        checkpoint = checkpoint[key]
+    if not isinstance(checkpoint, dict):
+        raise OmniEvalError(f"weights {path}: expected a state dict, got {type(checkpoint).__name__}")
+    if strip_prefix:
+        checkpoint = {k[len(strip_prefix):] if k.startswith(strip_prefix) else k: v for k, v in checkpoint.items()}
+    return checkpoint
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-dimension metric
+# ---------------------------------------------------------------------------------------------
+class VBenchDimensionMetric(MeanMetric):
+    """One VBench dimension: per-video score, value = mean over scored videos (VBench's single-process rule).
+
+    Subclasses set ``dimension`` and ``Options`` and implement :meth:`score_video`.  ``compute()`` returns
+    ``{dimension: mean}``, or ``{}`` when no video was scored (the dimension is then *missing*).
+    """
+
+    dimension: ClassVar[str] = ""
+    weights: ClassVar[tuple[str, ...]] = ()
+    #: name of an option holding an explicit checkpoint path; when set, no manifest weight is required
+    path_option: ClassVar[str | None] = None
+
+    def required_weights(self) -> list[str]:
+        if self.path_option and getattr(self.options, self.path_option, None):
+            return []
+        return list(self.weights)
+
+    def score_video(self, video: Video, item: MetricInput) -> float | Skip:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for item in inputs:
+            result = self.score_video(as_video(item.output, item.item_id), item)
+            if isinstance(result, Skip):
+                out.append({f"{self.dimension}_skipped": result.reason})
+            else:
+                out.append(self.result_entry(result))
+        return out
+
+    def result_entry(self, result: Any) -> dict[str, Any]:
+        """The contribution of one scored video (override for richer results, e.g. pooled sums)."""
+        return {self.dimension: float(result)}
+
+    def compute(self) -> dict[str, float]:
+        return {k: v for k, v in super().compute().items() if k == self.dimension}
+
+    def cached(self, name: str, build: Callable[[], Any]) -> Any:
+        """A lazily built heavy member (network), shared by ``fresh()`` clones."""
+        store = self.__dict__.setdefault("_cache", {})
+        if name not in store:
+            store[name] = build()
+        return store[name]
