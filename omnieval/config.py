@@ -51,6 +51,8 @@ class DatasetSpec:
     ``path``: a local ``.jsonl``/``.json``/``.csv`` file or a folder (relative to the task file), or a
     Hugging Face ``datasets`` path (then ``name``, ``revision`` and ``split`` apply).  ``media_root``:
     folder that relative media paths in the docs are resolved against (default: the data file's folder).
+    ``media_template``: turns the media field's value into a file name, e.g. ``"{}.mp4"`` for Video-MME's
+    ``videoID``.
     """
 
     path: str
@@ -58,6 +60,7 @@ class DatasetSpec:
     revision: str | None = None
     split: str = "test"
     media_root: str | None = None
+    media_template: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class FieldMap:
     media: str | None = None        # input image/video of understanding and editing tasks
     reference: str | None = None    # target answer, or reference media
     choices: str | None = None      # multiple-choice options
+    num_samples: str | None = None  # per-doc samples per prompt (VBench: 25 for temporal flickering prompts)
 
 
 @dataclass(frozen=True)
@@ -101,14 +105,24 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One metric of a task: registry name, options (conventions), and an optional label in results."""
+    """One metric of a task: registry name, options (conventions), an optional label in results, and
+    ``where``: score only the docs whose field equals (or, for a list field, contains) the given value, e.g.
+    ``where: {dimension: subject_consistency}`` for VBench's per-dimension prompt subsets."""
 
     name: str
     options: dict = field(default_factory=dict)
     label: str | None = None
+    where: dict = field(default_factory=dict)
 
     def options_hash(self) -> str:
         return stable_hash({"name": self.name, "options": self.options})
+
+    def applies_to(self, doc_fields: dict) -> bool:
+        for key, want in self.where.items():
+            have = doc_fields.get(key)
+            if not (have == want or (isinstance(have, (list, tuple)) and want in have)):
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,8 @@ class TaskConfig:
     generation: GenerationSettings = GenerationSettings()
     think: tuple[str, ...] = ("off",)
     metrics: tuple[MetricSpec, ...] = ()
+    #: task-level aggregations over the metric values (names in :data:`omnieval.aggregate.AGGREGATORS`)
+    aggregates: tuple[str, ...] = ()
     source_file: str | None = None
 
     def generation_hash(self) -> str:

@@ -99,13 +99,26 @@ def plan_items(cfg: TaskConfig, docs: list[Doc], identity: ModelIdentity, think_
     items = []
     for doc in docs:
         prompt = render_prompt(cfg, doc)
-        for index in range(cfg.generation.samples_per_prompt):
+        for index in range(_num_samples(cfg, doc)):
             for think in modes:
                 s = base_seed + index
                 key = stable_hash({"model": identity.key(), "gen": gen_hash, "doc": doc.id, "doc_hash": doc.content_hash,
                                    "sample": index, "seed": s, "think": think}, length=32)
                 items.append(WorkItem(cfg.task, doc, index, think, s, prompt, key))
     return items
+
+
+def _num_samples(cfg: TaskConfig, doc: Doc) -> int:
+    value = doc.get(cfg.fields.num_samples) if cfg.fields.num_samples else None
+    if value is None:
+        return cfg.generation.samples_per_prompt
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise ConfigError(f"task {cfg.task}: doc {doc.id} field {cfg.fields.num_samples!r} must be a positive integer, got {value!r}")
+    return n
 
 
 class Runner:
@@ -147,7 +160,8 @@ class Runner:
         return plans
 
     def check_weights(self, plans: list[TaskPlan]) -> None:
-        """Fail before any generation if a metric network's weights are missing (lists them all)."""
+        """Build every metric (cheap: networks load lazily) and fail before any generation if a metric network's
+        weights or packages are missing, listing every missing file at once."""
         from omnieval.metrics import weights
 
         if self.run.predict_only:
@@ -155,7 +169,9 @@ class Runner:
         needed: list[str] = []
         for plan in plans:
             for _, spec in plan.metrics:
-                needed += required_weights(get_metric(spec.name), spec.options)
+                metric = self.metric(spec)
+                method = getattr(metric, "required_weights", None)
+                needed += list(method() if method else getattr(metric, "weights", ()) or ())
         weights.require(needed)
 
     @property
@@ -277,7 +293,7 @@ class Runner:
         value = doc.get(cfg.fields.media)
         if value is None:
             raise MediaError(f"task {cfg.task}: doc {doc.id} has no media field {cfg.fields.media!r}")
-        return read_media(resolve_media_path(doc, str(value)))
+        return read_media(resolve_media_path(doc, str(value), cfg.dataset.media_template))
 
     # -- scoring --------------------------------------------------------------------------------
     def score_key(self, item: WorkItem, spec) -> str:
@@ -286,7 +302,7 @@ class Runner:
     def score(self, plan: TaskPlan, items: list[WorkItem]) -> None:
         cfg = plan.cfg
         for label, spec in plan.metrics:
-            todo = [it for it in items if self.store.score(cfg.task, self.score_key(it, spec)) is None]
+            todo = [it for it in scored_items(items, spec) if self.store.score(cfg.task, self.score_key(it, spec)) is None]
             if not todo:
                 continue
             metric = self.metric(spec)
@@ -325,7 +341,7 @@ class Runner:
         while True:
             self.store.reload()
             missing = sum(self.store.score(plan.cfg.task, self.score_key(it, spec)) is None
-                          for it in plan.items for _, spec in plan.metrics)
+                          for _, spec in plan.metrics for it in scored_items(plan.items, spec))
             if not missing:
                 return
             if time.monotonic() > deadline:
@@ -338,7 +354,7 @@ class Runner:
         from omnieval.aggregate import stats
 
         cfg = plan.cfg
-        scores_hash = stable_hash(sorted(self.score_key(it, spec) for it in plan.items for _, spec in plan.metrics))
+        scores_hash = stable_hash(sorted(self.score_key(it, spec) for _, spec in plan.metrics for it in scored_items(plan.items, spec)))
         previous = results.data["task_hashes"].get(cfg.task, {})
         if previous.get("scores") == scores_hash and cfg.task in results.data["configs"]:
             return  # the same scores were aggregated before: bootstrap again would only cost time
@@ -349,7 +365,7 @@ class Runner:
             metric = self.metric_for_aggregation(spec)
             metric_options[label] = {"name": spec.name, "options": metric.options_dict()}
             by_mode: dict[str, list[tuple[WorkItem, dict]]] = {}
-            for it in sorted(plan.items, key=lambda i: i.key):
+            for it in sorted(scored_items(plan.items, spec), key=lambda i: i.key):
                 rec = self.store.score(cfg.task, self.score_key(it, spec))
                 by_mode.setdefault(it.think, []).append((it, self.store.load_contribution(rec)))
             for think, pairs in by_mode.items():
@@ -369,6 +385,8 @@ class Runner:
                 for name, d in diff.items():
                     full = name if len(plan.metrics) == 1 or name.startswith(label) else f"{label}/{name}"
                     ablations[full] = dict(d, n=len(common), higher_is_better=metric.is_higher_better(name))
+        if cfg.aggregates:
+            add_task_aggregates(cfg, task_results, ablations)
         hashes = {"config": cfg.config_hash(), "generation": cfg.generation_hash(),
                   "docs": stable_hash([d.content_hash for d in plan.docs]), "scores": scores_hash}
         results.set_task(cfg.task, results=task_results, ablations=ablations, config=_config_for_results(cfg),
@@ -384,14 +402,26 @@ class Runner:
         return light(**spec.options) if light else self.metric(spec)
 
 
-def required_weights(cls: type, options: dict) -> list[str]:
-    """Manifest ids a metric needs with these options, without building its networks."""
-    method = getattr(cls, "required_weights", None)
-    if method is None:
-        return list(getattr(cls, "weights", ()) or ())
-    probe = object.__new__(cls)
-    probe.options = make_options(cls.Options, options, owner=getattr(cls, "registry_name", cls.__name__))
-    return list(method(probe))
+def add_task_aggregates(cfg: TaskConfig, task_results: dict[str, dict], ablations: dict[str, dict]) -> None:
+    """Task-level aggregates (e.g. VBench Total/Quality/Semantic) per think mode, and their on-off deltas."""
+    from omnieval.aggregate import task_aggregate
+
+    for out in task_results.values():
+        values = {name: r["value"] for name, r in out.items()}
+        for name in cfg.aggregates:
+            for key, entry in task_aggregate(name, values).items():
+                out[key] = dict(entry, n=None, stderr=None)
+    off, on = task_results.get(think_key(cfg.task, "off")), task_results.get(think_key(cfg.task, "on"))
+    if off and on:
+        for key in {k for name in cfg.aggregates for k in task_aggregate(name, {}).keys() if k in off and k in on}:
+            a, b = off[key]["value"], on[key]["value"]
+            if a is not None and b is not None:
+                ablations[key] = {"off": a, "on": b, "delta": b - a, "n": None, "higher_is_better": off[key]["higher_is_better"]}
+
+
+def scored_items(items: list[WorkItem], spec) -> list[WorkItem]:
+    """The items a metric scores (all, or those whose doc matches the spec's ``where``)."""
+    return [it for it in items if spec.applies_to(it.doc.fields)] if spec.where else items
 
 
 def _config_for_results(cfg: TaskConfig) -> dict:

@@ -158,8 +158,8 @@ def _read_hub(spec, path: str, task: str) -> list[dict]:
     return [dict(r) for r in ds]
 
 
-def resolve_media_path(doc: Doc, value: str) -> Path:
-    p = Path(value)
+def resolve_media_path(doc: Doc, value: str, template: str = "{}") -> Path:
+    p = Path(template.format(value))
     if not p.is_absolute() and "__media_root__" in doc.fields:
         p = Path(doc.fields["__media_root__"]) / p
     return p

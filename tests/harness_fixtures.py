@@ -143,3 +143,17 @@ def write_tasks(folder: Path, media_dir: Path | None = None) -> Path:
         "fields: {prompt: question, media: video, choices: options, reference: answer}\n"
         "prompt_template: \"{question}\\n{choices_text}\"\nmetrics: [test_answer_a]\n")
     return folder
+
+
+@dataclass(frozen=True)
+class ConstantOptions:
+    name: str = "value"
+    value: float = 0.5
+
+
+@register_metric("test_constant", description="reports a fixed value per item under a chosen name (test)")
+class Constant(MeanMetric):
+    Options = ConstantOptions
+
+    def score(self, inputs):
+        return [{self.options.name: self.options.value} for _ in inputs]

@@ -139,3 +139,21 @@ def total_from_groups(quality: float, semantic: float, constants: str | None = N
     data = load_constants(constants)
     qw, sw = data["quality_weight"], data["semantic_weight"]
     return (qw * quality + sw * semantic) / (qw + sw)
+
+
+def task_aggregate(values: Mapping[str, Any]) -> dict[str, dict]:
+    """Task-level aggregate of a VBench task: ``vbench_total``/``vbench_quality``/``vbench_semantic``.
+
+    ``values`` are the task's result values; a dimension is recognised by the last ``/``-separated part of
+    its name (``vbench_subject_consistency/subject_consistency`` -> ``subject_consistency``).  A missing
+    dimension makes its group and the total ``None`` (never scored as 0); the missing names are listed.
+    """
+    table = load_constants()["dimensions"]
+    dims = {}
+    for name, value in values.items():
+        dim = name.rsplit("/", 1)[-1]
+        if dim in table and value is not None:
+            dims[dim] = value
+    scores = vbench_scores(dims, missing="none", percent=False) if dims else {"total": None, "quality": None, "semantic": None}
+    missing = [name for name in table if name not in dims]
+    return {f"vbench_{k}": {"value": v, "higher_is_better": True, "missing_dimensions": missing} for k, v in scores.items()}

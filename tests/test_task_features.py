@@ -1,0 +1,78 @@
+"""Per-doc sample counts, metric `where` subsets, task aggregates (VBench totals), start-up weight checks."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import harness_fixtures  # noqa: F401 - registers the fake model and test metrics
+from omnieval.aggregate.vbench import load_constants, vbench_scores
+from omnieval.cli import main
+
+DIMS = list(load_constants()["dimensions"])
+
+
+def _write(folder, dims_present, values):
+    folder.mkdir()
+    docs = [{"id": "a", "prompt": "a cat", "dimension": ["subject_consistency"], "n": 3},
+            {"id": "b", "prompt": "a dog", "dimension": ["temporal_flickering", "color"]}]
+    (folder / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    metrics = "".join(f"  - {{name: test_constant, label: m_{d}, options: {{name: {d}, value: {values[d]}}}}}\n"
+                      for d in dims_present)
+    (folder / "t.yaml").write_text(
+        "task: vb\ncapability: t2v\ndataset: {path: docs.jsonl}\nfields: {num_samples: n}\n"
+        "generation: {height: 8, width: 8, num_frames: 2, samples_per_prompt: 2}\naggregates: [vbench]\n"
+        "think: [off, on]\nmetrics:\n" + metrics +
+        "  - {name: test_brightness, where: {dimension: color}}\n")
+    return folder
+
+
+def test_vbench_totals_where_and_per_doc_samples(tmp_path):
+    values = {d: 0.5 + 0.02 * i for i, d in enumerate(DIMS)}
+    tasks = _write(tmp_path / "tasks", DIMS, values)
+    out = tmp_path / "out"
+    assert main(["run", "--model", "fake-test", "--tasks", "vb", "--think", "both", "--output_path", str(out),
+                 "--include_path", str(tasks)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    res = data["results"]["vb"]
+    expected = vbench_scores(values)
+    for key in ("total", "quality", "semantic"):
+        assert res[f"vbench_{key}"]["value"] == pytest.approx(expected[key])
+    assert res["m_subject_consistency/subject_consistency"]["n"] == 5  # doc a: 3 samples, doc b: 2 (default)
+    assert res["test_brightness/brightness"]["n"] == 2  # only doc b has dimension `color`
+    assert data["ablations"]["vb"]["vbench_total"]["delta"] == pytest.approx(0.0)
+
+
+def test_missing_dimension_leaves_totals_null_never_zero(tmp_path):
+    present = [d for d in DIMS if d != "color"]
+    tasks = _write(tmp_path / "tasks", present, {d: 0.9 for d in DIMS})
+    out = tmp_path / "out"
+    main(["run", "--model", "fake-test", "--tasks", "vb", "--output_path", str(out), "--include_path", str(tasks)])
+    res = json.loads((out / "results.json").read_text())["results"]["vb"]
+    assert res["vbench_semantic"]["value"] is None and res["vbench_total"]["value"] is None
+    assert res["vbench_quality"]["value"] == pytest.approx(vbench_scores({d: 0.9 for d in DIMS})["quality"])
+    assert res["vbench_total"]["missing_dimensions"] == ["color"]
+
+
+def test_missing_metric_weights_fail_before_generation_listing_every_file(tmp_path, capsys):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "p.jsonl").write_text('{"id": "a", "prompt": "a cat"}\n')
+    (tasks / "t.yaml").write_text("task: needs_weights\ncapability: t2v\ndataset: {path: p.jsonl}\nmetrics:\n"
+                                  "  - vbench_dynamic_degree\n  - vbench_motion_smoothness\n  - vbench_temporal_flickering\n")
+    out = tmp_path / "out"
+    assert main(["run", "--model", "fake-test", "--tasks", "needs_weights", "--output_path", str(out),
+                 "--include_path", str(tasks)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("omnieval: error: missing metric weights") and err.count("\n") == 1
+    for filename in ("raft-things.pth", "amt-s.pth"):
+        assert filename in err
+    assert not (out / "samples").exists(), "nothing may be generated when weights are missing"
+
+
+def test_metric_that_cannot_run_here_fails_at_start_up(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--model", "fake-test", "--tasks", "vbench", "--limit", "1", "--output_path", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and any(w in err for w in ("detectron2", "pyiqa", "fairscale", "missing metric weights"))
+    assert not (out / "samples").exists()
