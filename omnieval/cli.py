@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except OmniEvalError as exc:
         print(f"omnieval: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `omnieval ls tasks | head`
+        sys.stdout = None
+        return 0
     except KeyboardInterrupt:
         print("omnieval: interrupted; finished work is saved, re-run the same command to resume", file=sys.stderr)
         return 130

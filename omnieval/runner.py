@@ -72,13 +72,14 @@ def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
     choices = doc.get(cfg.fields.choices)
     if choices is not None:
         fields.setdefault("choices_text", format_choices(choices))
+        fields.setdefault("choices_lines", "\n".join(map(str, choices.values() if isinstance(choices, dict) else choices)))
     try:
         return cfg.prompt_template.format_map(fields)
     except KeyError as exc:
         raise ConfigError(f"task {cfg.task}: prompt_template uses field {exc.args[0]!r}, missing in doc {doc.id}") from exc
 
 
-def format_choices(choices) -> str:
+def format_choices(choices) -> str:  # noqa: D401 - template fields: {choices_text} lettered, {choices_lines} as given
     """``["x", "y"]`` or ``{"A": "x", "B": "y"}`` -> ``"(A) x\\n(B) y"`` (MVBench-style option list)."""
     if isinstance(choices, dict):
         pairs = list(choices.items())

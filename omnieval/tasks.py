@@ -86,16 +86,17 @@ def load_docs(cfg: TaskConfig, override: str | None = None) -> list[Doc]:
     local = Path(path_text) if Path(path_text).is_absolute() else cfg.base_dir() / path_text
     if override and not Path(override).is_absolute():
         local = Path(override)
+    root_text = _expand(spec.media_root, cfg.task) if spec.media_root else None
     if local.exists():
         rows = _read_local(local, cfg.task)
-        media_root = Path(spec.media_root) if spec.media_root else (local if local.is_dir() else local.parent)
-        if spec.media_root and not Path(spec.media_root).is_absolute():
-            media_root = cfg.base_dir() / spec.media_root
+        media_root = Path(root_text) if root_text else (local if local.is_dir() else local.parent)
+        if root_text and not Path(root_text).is_absolute():
+            media_root = cfg.base_dir() / root_text
     elif _looks_local(path_text):
         raise ConfigError(f"task {cfg.task}: dataset file not found: {local}")
     else:
         rows = _read_hub(spec, path_text, cfg.task)
-        media_root = Path(spec.media_root) if spec.media_root else None
+        media_root = Path(root_text) if root_text else None
     docs, seen = [], set()
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -110,6 +111,14 @@ def load_docs(cfg: TaskConfig, override: str | None = None) -> list[Doc]:
         content = {k: v for k, v in row.items() if k != "__media_root__"}
         docs.append(Doc(doc_id, row, stable_hash(content)))
     return docs
+
+
+def _expand(text: str, task: str) -> str:
+    """Expand ``$VAR``/``${VAR}`` (media folders live in different places on every cluster)."""
+    expanded = os.path.expanduser(os.path.expandvars(text))
+    if "$" in expanded:
+        raise ConfigError(f"task {task}: dataset.media_root {text!r} needs an environment variable that is not set")
+    return expanded
 
 
 def _looks_local(text: str) -> bool:

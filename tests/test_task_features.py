@@ -76,3 +76,34 @@ def test_metric_that_cannot_run_here_fails_at_start_up(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and any(w in err for w in ("detectron2", "pyiqa", "fairscale", "missing metric weights"))
     assert not (out / "samples").exists()
+
+
+def test_videomme_style_task_media_template_env_root_and_breakdowns(tmp_path, monkeypatch):
+    """Hub-style docs (options already lettered, media named by id) run through the real Video-MME YAML."""
+    from omnieval.media import Video, write_video
+    from omnieval.tasks import all_tasks
+
+    import numpy as np
+
+    videos = tmp_path / "videomme" / "data"
+    videos.mkdir(parents=True)
+    docs = []
+    for i, duration in enumerate(["short", "short", "long"]):
+        write_video(Video(np.full((2, 8, 8, 3), 40 * i, np.uint8)), videos / f"v{i}.mp4")
+        docs.append({"question_id": f"q{i}", "videoID": f"v{i}", "duration": duration, "question": f"is {i} even?",
+                     "options": ["A. yes", "B. no", "C. maybe", "D. never"], "answer": "B"})
+    data = tmp_path / "videomme.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    monkeypatch.setenv("VIDEOMME_DIR", str(tmp_path / "videomme"))
+    out = tmp_path / "out"
+    assert main(["run", "--model", "fake-test", "--tasks", "videomme", "--dataset", f"videomme={data}", "--output_path", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]["videomme"]
+    # the fake model answers "(B) because" to questions containing "even": all correct
+    assert res["mcq_accuracy"]["value"] == pytest.approx(100.0) and res["mcq_accuracy"]["n"] == 3
+    assert res["short/mcq_accuracy"]["n"] == 2 and res["long/mcq_accuracy"]["n"] == 1
+    prompt = json.loads((out / "samples" / "videomme.jsonl").read_text().splitlines()[0])["prompt"]
+    assert "\nA. yes\nB. no\nC. maybe\nD. never\n" in prompt
+    monkeypatch.delenv("VIDEOMME_DIR")
+    assert main(["run", "--model", "fake-test", "--tasks", "videomme", "--dataset", f"videomme={data}",
+                 "--output_path", str(tmp_path / "o2")]) == 2
+    assert "videomme" in all_tasks()
