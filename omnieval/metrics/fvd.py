@@ -1,0 +1,457 @@
+"""Fréchet Video Distance (FVD).
+
+FVD = Fréchet distance between Gaussians fitted to I3D features (400-d Kinetics logits) of real and
+generated videos.  Every setting that moves the number is a field of :class:`FVDProtocol`; named
+presets reproduce the common implementations:
+
+``cdfvd_i3d`` (default; ``cdfvd.fvd.cdfvd('i3d').compute_fvd`` on uint8 arrays)
+    PyTorch InceptionI3d ``i3d_pretrained_400.pt``; the first 16 frames; every frame squashed to
+    224 x 224 (bilinear, ``align_corners=False``, no antialias) on ``[0, 255]`` floats, then
+    ``2 x / 255 - 1``; covariance ``1/N``; at most 2048 generated videos (the first ones; cd-fvd's
+    ``n_fake``), all real videos (``n_real='full'``).  cd-fvd's array API uses every frame it is given,
+    so it equals this preset on 16-frame clips (or set ``num_frames=None``).  No resampling: cd-fvd's
+    loader-based ``compute_fake_stats`` re-draws clips until it has ``n_fake`` videos, this never does.
+``styleganv_16f`` (stylegan-v ``fvd2048_16f``)
+    TorchScript I3D ``i3d_torchscript.pt`` called with uint8-range input, ``rescale=True``,
+    ``resize=True`` (it resizes and rescales itself); 16 consecutive frames, from frame 0 for generated
+    videos, at a seeded random offset for real ones; covariance ``1/N``; 2048 + 2048 videos.
+``jh_styleganv`` (JunyaoHu/common_metrics_on_video_quality ``fvd/styleganv``)
+    the same TorchScript with ``rescale=False, resize=False``; all frames; short side bilinearly resized
+    to 224 (other side ``ceil``), centre crop 224, ``[-1, 1]``; covariance ``N - 1`` (``np.cov``).
+
+Frame policies: ``first`` (the first ``num_frames``), ``random`` (``num_frames`` consecutive frames at
+an offset drawn from ``numpy.random.default_rng([seed, crc32(video key)])``, so it does not depend on
+order or process count), ``uniform`` (``linspace(0, T - 1, num_frames)`` rounded).  A video with fewer
+than ``max(num_frames, 10)`` frames is an error naming it (I3D needs at least
+:data:`~omnieval.metrics.nets.i3d.MIN_FRAMES` = 10 frames).
+
+The matrix square root defaults to the symmetric eigenvalue form (``sqrt_method='eigh'``), equal to the
+references' ``scipy.linalg.sqrtm`` to ~1e-7 relative where sqrtm is accurate (see
+:mod:`omnieval.metrics.frechet`); ``sqrt_method='sqrtm'`` reproduces them operation for operation.
+
+Reference statistics are :class:`~omnieval.metrics.frechet.FeatureStats` saved as ``.npz`` with the
+hash of the protocol fields that determine the real-side features (:meth:`FVDProtocol.reference_hash`);
+loading them under another protocol is refused.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import zlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator
+
+import numpy as np
+
+from omnieval.errors import ConfigError, MediaError
+from omnieval.media import VIDEO_SUFFIXES, Video, as_uint8_frames, read_video, sample_frame_indices
+from omnieval.metrics.base import Metric, MetricInput
+from omnieval.metrics.frechet import SQRT_METHODS, FeatureStats, frechet_distance
+from omnieval.registry import register_metric
+
+__all__ = [
+    "FVDProtocol", "PRESETS", "FeatureStats", "compute_fvd", "extract_features", "frechet_distance",
+    "get_protocol", "load_detector", "reference_stats", "FVD",
+]
+
+DETECTOR_WEIGHTS = {"i3d": "i3d_pretrained_400", "i3d_torchscript": "i3d_torchscript"}
+FRAME_POLICIES = ("first", "random", "uniform")
+RESIZE_MODES = ("squash", "short_side_center_crop", "detector")
+VALUE_RANGES = ("minus1_1", "uint8")
+
+
+def _choice(name: str, value: Any, allowed: Iterable[Any]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ConfigError(f"FVD protocol: {name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+@dataclass(frozen=True)
+class FVDProtocol:
+    """Every convention that changes an FVD value (see the module docstring for the presets)."""
+
+    detector: str = "i3d"  # i3d (i3d_pretrained_400.pt) | i3d_torchscript (stylegan-v)
+    num_frames: int | None = 16  # frames per clip; None = all frames
+    frame_policy: str = "first"  # generated videos: first | random | uniform
+    real_frame_policy: str = "first"  # real videos: first | random | uniform
+    seed: int = 42  # for the random frame offset
+    resize: str = "squash"  # squash (224x224) | short_side_center_crop | detector (TorchScript resizes)
+    resolution: int = 224
+    value_range: str = "minus1_1"  # minus1_1 (2x/255 - 1) | uint8 ([0, 255]; TorchScript rescale=True)
+    ddof: int = 0  # covariance 1/(N - ddof)
+    sqrt_method: str = "eigh"  # eigh | sqrtm
+    max_videos: int | None = 2048  # generated videos used (the first ones); None = all
+    max_real: int | None = None  # real videos used (the first ones); None = all
+
+    def __post_init__(self):
+        _choice("detector", self.detector, DETECTOR_WEIGHTS)
+        _choice("frame_policy", self.frame_policy, FRAME_POLICIES)
+        _choice("real_frame_policy", self.real_frame_policy, FRAME_POLICIES)
+        _choice("resize", self.resize, RESIZE_MODES)
+        _choice("value_range", self.value_range, VALUE_RANGES)
+        _choice("ddof", self.ddof, (0, 1))
+        _choice("sqrt_method", self.sqrt_method, SQRT_METHODS)
+        if self.resize == "detector" and self.detector != "i3d_torchscript":
+            raise ConfigError("FVD protocol: resize='detector' needs detector='i3d_torchscript' (only it resizes itself)")
+        if self.num_frames is not None and self.num_frames < 10:
+            raise ConfigError(f"FVD protocol: num_frames={self.num_frames}, but I3D needs at least 10 frames")
+        for name in ("max_videos", "max_real"):
+            value = getattr(self, name)
+            if value is not None and value < 2:
+                raise ConfigError(f"FVD protocol: {name}={value} must be at least 2 (or None)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Hash of every field (for results)."""
+        return _digest(self.as_dict())
+
+    def reference_hash(self) -> str:
+        """Hash of the fields that determine real-side features (keys saved reference statistics)."""
+        keys = ("detector", "num_frames", "real_frame_policy", "seed", "resize", "resolution", "value_range", "max_real")
+        fields = {k: getattr(self, k) for k in keys}
+        if self.real_frame_policy != "random":
+            fields.pop("seed")
+        return _digest(fields)
+
+    @property
+    def name(self) -> str:
+        return next((name for name, preset in PRESETS.items() if preset == self), "custom")
+
+    def describe(self) -> dict[str, Any]:
+        """What to record next to an FVD value: preset name, every field and the hashes."""
+        return {"preset": self.name, **self.as_dict(), "protocol_hash": self.hash(), "reference_hash": self.reference_hash()}
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, FVDProtocol] = {
+    "cdfvd_i3d": FVDProtocol(),
+    "styleganv_16f": FVDProtocol(
+        detector="i3d_torchscript", num_frames=16, frame_policy="first", real_frame_policy="random", seed=0,
+        resize="detector", value_range="uint8", ddof=0, max_videos=2048, max_real=2048,
+    ),
+    "jh_styleganv": FVDProtocol(
+        detector="i3d_torchscript", num_frames=None, resize="short_side_center_crop", value_range="minus1_1",
+        ddof=1, max_videos=None, max_real=None,
+    ),
+}
+
+
+def get_protocol(preset: str | FVDProtocol | None = None, **overrides: Any) -> FVDProtocol:
+    """A preset (by name; default ``cdfvd_i3d``) with ``overrides`` applied (unknown keys are errors)."""
+    if isinstance(preset, FVDProtocol):
+        base = preset
+    else:
+        name = preset or "cdfvd_i3d"
+        if name not in PRESETS:
+            raise ConfigError(f"unknown FVD preset {name!r}; choose one of {', '.join(PRESETS)}")
+        base = PRESETS[name]
+    allowed = {f.name for f in dataclasses.fields(FVDProtocol)}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown FVD protocol field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    return dataclasses.replace(base, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# Detector
+# ---------------------------------------------------------------------------------------------
+def load_detector(detector: str, ckpt_path: str | os.PathLike | None = None):
+    """The feature network for ``detector`` from the weight manifest (or ``ckpt_path``); never downloads."""
+    from omnieval.metrics.weights import resolve
+
+    _choice("detector", detector, DETECTOR_WEIGHTS)
+    path = resolve(DETECTOR_WEIGHTS[detector], ckpt_path)
+    stat = path.stat()
+    return _load_detector_cached(detector, str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=2)
+def _load_detector_cached(detector: str, path: str, mtime_ns: int, size: int):
+    from omnieval.metrics.nets.i3d import InceptionI3d, TorchScriptI3D
+
+    if detector == "i3d":
+        return InceptionI3d.from_checkpoint(path)
+    return TorchScriptI3D.from_file(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames -> network input -> features
+# ---------------------------------------------------------------------------------------------
+def select_frames(frames: np.ndarray, protocol: FVDProtocol, policy: str, key: str) -> np.ndarray:
+    """The clip the protocol uses from one video (``T x H x W x 3`` uint8), or a MediaError naming it."""
+    from omnieval.metrics.nets.i3d import MIN_FRAMES
+
+    total = frames.shape[0]
+    need = max(protocol.num_frames or 0, MIN_FRAMES)
+    if total < need:
+        raise MediaError(f"FVD: video {key} has {total} frames; the protocol needs at least {need} (I3D minimum is {MIN_FRAMES})")
+    n = protocol.num_frames
+    if n is None:
+        return frames
+    if policy == "random":
+        offset = int(np.random.default_rng([protocol.seed, zlib.crc32(str(key).encode())]).integers(0, total - n + 1))
+        return frames[offset:offset + n]
+    return frames[sample_frame_indices(total, n, policy)]
+
+
+def preprocess(clips: np.ndarray, protocol: FVDProtocol):
+    """``B x T x H x W x 3`` uint8 -> detector input ``B x 3 x T x H' x W'`` (resize, then value range)."""
+    import torch
+    import torch.nn.functional as F
+
+    b, t, h, w, c = clips.shape
+    if protocol.resize == "detector" and protocol.value_range == "uint8":
+        return torch.from_numpy(clips).permute(0, 4, 1, 2, 3).contiguous()  # uint8, as stylegan-v feeds it
+    x = torch.from_numpy(clips).float().flatten(0, 1).permute(0, 3, 1, 2).contiguous()  # (B T) x 3 x H x W
+    size = protocol.resolution
+    if protocol.resize == "squash":
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    elif protocol.resize == "short_side_center_crop":
+        scale = size / min(h, w)
+        target = (size, int(np.ceil(w * scale))) if h < w else (int(np.ceil(h * scale)), size)
+        x = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
+        top, left = (x.shape[2] - size) // 2, (x.shape[3] - size) // 2
+        x = x[:, :, top:top + size, left:left + size]
+    x = x.reshape(b, t, c, x.shape[2], x.shape[3]).transpose(1, 2)
+    if protocol.value_range == "minus1_1":
+        x = 2.0 * x / 255.0 - 1.0
+    return x.contiguous()
+
+
+def run_detector(detector, batch, protocol: FVDProtocol) -> np.ndarray:
+    """Features (``B x 400`` float32) of a preprocessed batch."""
+    import torch
+
+    from omnieval.metrics.nets.i3d import TorchScriptI3D
+
+    with torch.inference_mode():
+        if isinstance(detector, TorchScriptI3D):
+            out = detector(batch, rescale=protocol.value_range == "uint8", resize=protocol.resize == "detector")
+        else:
+            out = detector(batch)
+    return out.float().cpu().numpy()
+
+
+def _frames_of(video: Any, key: str) -> np.ndarray:
+    if isinstance(video, Video):
+        return video.frames
+    if isinstance(video, (str, os.PathLike)):
+        return read_video(video).frames
+    return as_uint8_frames(video, what=f"FVD video {key}")
+
+
+def iter_features(videos: Iterable[tuple[str, Any]], detector, protocol: FVDProtocol, policy: str,
+                  batch_size: int = 8) -> Iterator[np.ndarray]:
+    """Features of ``(key, video)`` pairs, in order, in batches of up to ``batch_size`` equal-shaped clips.
+
+    ``video``: uint8 ``T x H x W x 3`` (or float in [0, 1]), a :class:`~omnieval.media.Video` or a path.
+    """
+    pending: list[np.ndarray] = []
+
+    def flush() -> np.ndarray:
+        batch = preprocess(np.stack(pending), protocol)
+        pending.clear()
+        return run_detector(detector, batch, protocol)
+
+    for key, video in videos:
+        clip = select_frames(_frames_of(video, key), protocol, policy, key)
+        if pending and (clip.shape != pending[0].shape or len(pending) >= batch_size):
+            yield flush()
+        pending.append(clip)
+    if pending:
+        yield flush()
+
+
+def _keyed(videos: Any, limit: int | None) -> list[tuple[str, Any]]:
+    """``(key, video)`` pairs from an ``N x T x H x W x 3`` array or a list; keys are indices."""
+    if isinstance(videos, np.ndarray):
+        if videos.ndim != 5 or videos.shape[-1] != 3:
+            raise MediaError(f"FVD: expected videos of shape N x T x H x W x 3, got {videos.shape}")
+    items = [(str(i), v) for i, v in enumerate(videos)]
+    return items[:limit] if limit is not None else items
+
+
+def extract_features(videos: Any, detector: Any = "i3d", protocol: FVDProtocol | str | None = None, *,
+                     side: str = "generated", ckpt_path: str | os.PathLike | None = None,
+                     batch_size: int = 8) -> np.ndarray:
+    """``N x 400`` float32 features of ``videos`` (array ``N x T x H x W x 3`` or list of videos/paths).
+
+    ``detector``: a name (loaded from the manifest or ``ckpt_path``) or a loaded network.  ``side``
+    ('generated' | 'real') picks the frame policy and the video cap of the protocol.
+    """
+    protocol = protocol if isinstance(protocol, FVDProtocol) else get_protocol(protocol)
+    _choice("side", side, ("generated", "real"))
+    if isinstance(detector, str):
+        if detector != protocol.detector:
+            protocol = dataclasses.replace(protocol, detector=detector)
+        detector = load_detector(detector, ckpt_path)
+    policy, limit = (protocol.frame_policy, protocol.max_videos) if side == "generated" else (protocol.real_frame_policy, protocol.max_real)
+    chunks = list(iter_features(_keyed(videos, limit), detector, protocol, policy, batch_size))
+    if not chunks:
+        raise MediaError(f"FVD: no {side} videos given")
+    return np.concatenate(chunks)
+
+
+def _stats_of(features: Iterable[np.ndarray]) -> FeatureStats:
+    stats = FeatureStats()
+    for chunk in features:
+        stats.update(chunk)
+    return stats
+
+
+def fvd_from_stats(real: FeatureStats, fake: FeatureStats, protocol: FVDProtocol) -> float:
+    for side, stats in (("real", real), ("generated", fake)):
+        if stats.n < 2:
+            raise MediaError(f"FVD needs at least 2 {side} videos, got {stats.n}")
+    return frechet_distance(*real.mean_cov(protocol.ddof), *fake.mean_cov(protocol.ddof), method=protocol.sqrt_method)
+
+
+def compute_fvd(real: Any, fake: Any, detector: str | None = None, ckpt_path: str | os.PathLike | None = None, *,
+                preset: str | FVDProtocol | None = None, batch_size: int = 8, **protocol: Any) -> float:
+    """FVD between ``real`` and ``fake`` videos (uint8 ``N x T x H x W x 3`` arrays, or lists of
+    :class:`~omnieval.media.Video` / arrays / paths).  ``real`` may also be precomputed statistics: a
+    :class:`FeatureStats` or an ``.npz`` path (refused if made under another protocol).
+
+    ``preset`` (default ``cdfvd_i3d``, or ``styleganv_16f`` when ``detector='i3d_torchscript'``) plus
+    keyword overrides of :class:`FVDProtocol` fields select the protocol.
+    """
+    if preset is None and detector == "i3d_torchscript":
+        preset = "styleganv_16f"
+    if detector is not None:
+        protocol["detector"] = detector
+    proto = get_protocol(preset, **protocol)
+    net = load_detector(proto.detector, ckpt_path)
+    if isinstance(real, FeatureStats):
+        real_stats = real
+    elif isinstance(real, (str, os.PathLike)) and str(real).endswith(".npz"):
+        real_stats = FeatureStats.load(real, proto.reference_hash())
+    else:
+        real_stats = _stats_of(iter_features(_keyed(real, proto.max_real), net, proto, proto.real_frame_policy, batch_size))
+    fake_stats = _stats_of(iter_features(_keyed(fake, proto.max_videos), net, proto, proto.frame_policy, batch_size))
+    return fvd_from_stats(real_stats, fake_stats, proto)
+
+
+def list_videos(folder: str | os.PathLike) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MediaError(f"FVD reference_dir is not a directory: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    if not files:
+        raise MediaError(f"FVD reference_dir contains no videos ({', '.join(VIDEO_SUFFIXES)}): {folder}")
+    return files
+
+
+def reference_stats(folder: str | os.PathLike, protocol: FVDProtocol, detector=None, *,
+                    ckpt_path: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                    batch_size: int = 8) -> FeatureStats:
+    """Statistics of the real videos in ``folder`` (the first ``max_real`` files in sorted order),
+    cached as ``<cache_dir>/fvd_ref_<key>.npz`` where ``key`` hashes the protocol's reference fields and
+    the file list (relative names and sizes)."""
+    folder = Path(folder)
+    files = list_videos(folder)
+    if protocol.max_real is not None:
+        files = files[: protocol.max_real]
+    listing = [(str(p.relative_to(folder)), p.stat().st_size) for p in files]
+    key = _digest({"protocol": protocol.reference_hash(), "files": listing})
+    cache = Path(cache_dir) if cache_dir else Path(os.environ.get("OMNIEVAL_CACHE_DIR", Path.home() / ".cache" / "omnieval")) / "fvd"
+    path = cache / f"fvd_ref_{key}.npz"
+    if path.is_file():
+        return FeatureStats.load(path, protocol.reference_hash())
+    net = detector if detector is not None else load_detector(protocol.detector, ckpt_path)
+    items = [(name, p) for (name, _), p in zip(listing, files)]
+    stats = _stats_of(iter_features(items, net, protocol, protocol.real_frame_policy, batch_size))
+    stats.save(path, protocol_hash=protocol.reference_hash(), ddof=protocol.ddof)
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Stateful metric
+# ---------------------------------------------------------------------------------------------
+@register_metric("fvd", description="Frechet Video Distance: I3D features of generated vs reference videos (lower is better)",
+                 capability=("t2v", "long_video", "edit_video"))
+class FVD(Metric):
+    """FVD of the generated videos against a reference set.
+
+    Contribution of an item: its clip's feature vector (``{"features": float32[400]}``); the running
+    state is a :class:`FeatureStats`.  The reference side is ``reference_stats`` (an ``.npz`` written by
+    :meth:`FeatureStats.save` under the same protocol) or ``reference_dir`` (a folder of real videos,
+    whose statistics are computed once and cached in ``cache_dir``).  ``max_videos`` is not applied here:
+    every folded item counts, so the value does not depend on the order or number of processes.  After
+    :meth:`compute`, :meth:`result_info` gives the protocol to record with the value.
+    """
+
+    higher_is_better: ClassVar[bool] = False
+    bootstrap: ClassVar[bool] = False
+    weights: ClassVar[tuple[str, ...]] = ("i3d_pretrained_400",)
+
+    @dataclass(frozen=True)
+    class Options:
+        preset: str = "cdfvd_i3d"
+        protocol: dict = field(default_factory=dict)  # overrides of FVDProtocol fields
+        ckpt_path: str | None = None
+        reference_stats: str | None = None
+        reference_dir: str | None = None
+        cache_dir: str | None = None
+        batch_size: int = 8
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.protocol = get_protocol(self.options.preset, **dict(self.options.protocol))
+        if bool(self.options.reference_stats) == bool(self.options.reference_dir):
+            raise ConfigError("metric fvd: set exactly one of reference_stats (.npz) or reference_dir (folder of real videos)")
+        self._detector = None
+        self._reference: FeatureStats | None = None
+
+    def required_weights(self) -> list[str]:
+        return [DETECTOR_WEIGHTS[self.protocol.detector]]
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = load_detector(self.protocol.detector, self.options.ckpt_path)
+        return self._detector
+
+    def contributions(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
+        items = [(item.item_id, item.output) for item in inputs]
+        if not items:
+            return []
+        feats = np.concatenate(list(iter_features(items, self.detector, self.protocol, self.protocol.frame_policy, self.options.batch_size)))
+        return [{"features": f} for f in feats]
+
+    def reset(self) -> None:
+        self.stats = FeatureStats()
+
+    def fold(self, contribution: dict[str, Any]) -> None:
+        self.stats.update(contribution["features"])
+
+    def merge(self, other: "FVD") -> None:
+        self.stats.merge(other.stats)
+
+    def reference(self) -> FeatureStats:
+        if self._reference is None:
+            if self.options.reference_stats:
+                self._reference = FeatureStats.load(self.options.reference_stats, self.protocol.reference_hash())
+            else:
+                self._reference = reference_stats(
+                    self.options.reference_dir, self.protocol, ckpt_path=self.options.ckpt_path,
+                    cache_dir=self.options.cache_dir, batch_size=self.options.batch_size,
+                    detector=self._detector,
+                )
+        return self._reference
+
+    def compute(self) -> dict[str, float]:
+        return {"fvd": fvd_from_stats(self.reference(), self.stats, self.protocol)}
+
+    def result_info(self) -> dict[str, Any]:
+        """The protocol (preset, fields, hashes) and the number of videos on each side."""
+        ref = self._reference
+        return {**self.protocol.describe(), "n_generated": self.stats.n, "n_reference": ref.n if ref else None}
