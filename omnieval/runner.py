@@ -365,13 +365,20 @@ class Runner:
         for label, spec in plan.metrics:
             metric = self.metric_for_aggregation(spec)
             metric_options[label] = {"name": spec.name, "options": metric.options_dict()}
+            if spec.where:
+                metric_options[label]["where"] = dict(spec.where)
             by_mode: dict[str, list[tuple[WorkItem, dict]]] = {}
             for it in sorted(scored_items(plan.items, spec), key=lambda i: i.key):
                 rec = self.store.score(cfg.task, self.score_key(it, spec))
                 by_mode.setdefault(it.think, []).append((it, self.store.load_contribution(rec)))
             for think, pairs in by_mode.items():
                 contribs = [c for _, c in pairs]
-                values = stats.compute(metric, contribs)
+                folded = metric.fresh()
+                for c in contribs:
+                    folded.fold(c)
+                values = folded.compute()
+                if hasattr(folded, "result_info"):  # e.g. the FVD protocol and sample counts
+                    metric_options[label].setdefault("info", {})[think] = folded.result_info()
                 errors = stats.bootstrap_stderr(metric, contribs)
                 out = task_results.setdefault(think_key(cfg.task, think), {})
                 for name, value in values.items():

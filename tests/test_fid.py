@@ -134,7 +134,7 @@ def test_fid_equals_torchmetrics_on_random_inception(inception_file):
     metric = get_metric("fid")(weights_path=str(inception_file), feature=64)
     metric.update([MetricInput(str(i), fake[i], reference=real[i]) for i in range(2)])
     extra = metric.fresh()
-    extra.real.add(F.extract_features(real[2:], metric.network()))
+    extra.real.update(F.extract_features(real[2:], metric.network()))
     metric.merge(extra)
     assert metric.compute()["fid"] == pytest.approx(expected, rel=1e-4)
 

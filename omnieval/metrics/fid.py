@@ -33,6 +33,7 @@ import numpy as np
 
 from omnieval.errors import ConfigError, MediaError, MissingWeightsError
 from omnieval.media import IMAGE_SUFFIXES, as_frames, read_image, sample_frame_indices
+from omnieval.metrics.frechet import FeatureStats
 from omnieval.metrics.base import Metric, MetricInput
 from omnieval.registry import register_metric
 
@@ -107,48 +108,13 @@ def _same_size_batches(items: Sequence[np.ndarray], batch_size: int) -> Iterable
 # ---------------------------------------------------------------------------------------------
 # Statistics
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class FeatureStats:
-    """Running ``n``, ``sum f`` and ``sum f f^T`` (float64): mergeable, constant size."""
-
-    n: int = 0
-    total: np.ndarray | None = None
-    outer: np.ndarray | None = None
-
-    def add(self, feats: np.ndarray) -> None:
-        f = np.asarray(feats, dtype=np.float64).reshape(len(feats), -1)
-        if self.total is None:
-            self.total, self.outer = np.zeros(f.shape[1]), np.zeros((f.shape[1], f.shape[1]))
-        self.n += len(f)
-        self.total += f.sum(0)
-        self.outer += f.T @ f
-
-    def merge(self, other: "FeatureStats") -> None:
-        if other.total is None:
-            return
-        if self.total is None:
-            self.n, self.total, self.outer = other.n, other.total.copy(), other.outer.copy()
-            return
-        self.n += other.n
-        self.total += other.total
-        self.outer += other.outer
-
-    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and unbiased (N-1) covariance."""
-        if self.n < 2 or self.total is None:
-            raise MediaError(f"fid: need at least 2 samples on each side, got {self.n}")
-        mean = self.total / self.n
-        cov = (self.outer - self.n * np.outer(mean, mean)) / (self.n - 1)
-        return mean, cov
-
-
 def frechet_distance_from_stats(real: FeatureStats, fake: FeatureStats) -> float:
     """FID from two :class:`FeatureStats` (torchmetrics ``_compute_fid``: eigenvalues of S1 S2)."""
     import torch
     from torchmetrics.image.fid import _compute_fid
 
-    mu1, s1 = (torch.from_numpy(a) for a in real.mean_cov())
-    mu2, s2 = (torch.from_numpy(a) for a in fake.mean_cov())
+    mu1, s1 = (torch.from_numpy(a) for a in real.mean_cov(ddof=1))  # unbiased, as torchmetrics
+    mu2, s2 = (torch.from_numpy(a) for a in fake.mean_cov(ddof=1))
     return float(_compute_fid(mu1, s1, mu2, s2))
 
 
@@ -182,7 +148,7 @@ def compute_fid(real: np.ndarray | Sequence[np.ndarray], fake: np.ndarray | Sequ
     stats = []
     for images in (real, fake):
         s = FeatureStats()
-        s.add(extract_features(images, net))
+        s.update(extract_features(images, net))
         stats.append(s)
     return frechet_distance_from_stats(*stats)
 
@@ -282,9 +248,9 @@ class FID(InceptionMetric):
         self.real = FeatureStats()
 
     def fold(self, contribution):
-        self.fake.add(contribution["features"])
+        self.fake.update(contribution["features"])
         if "reference_features" in contribution:
-            self.real.add(contribution["reference_features"])
+            self.real.update(contribution["reference_features"])
 
     def merge(self, other):
         self.fake.merge(other.fake)
@@ -294,7 +260,7 @@ class FID(InceptionMetric):
         real = self.real
         if self.options.reference_dir is not None:
             real = FeatureStats()
-            real.add(self.folder_features())
+            real.update(self.folder_features())
         return {"fid": frechet_distance_from_stats(real, self.fake)}
 
 

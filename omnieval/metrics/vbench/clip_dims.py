@@ -89,7 +89,7 @@ class AestheticOptions:
 @register_metric(
     "vbench_aesthetic_quality",
     description="VBench aesthetic quality: LAION aesthetic head on CLIP ViT-L/14 frame features, /10, mean per video",
-    capability="generate_video",
+    capability=("t2v", "long_video"),
 )
 class AestheticQuality(VBenchDimensionMetric):
     dimension = "aesthetic_quality"
@@ -168,7 +168,7 @@ class AppearanceStyleOptions:
 @register_metric(
     "vbench_appearance_style",
     description="VBench appearance style: CLIP ViT-B/32 frame-vs-style-text logit/100, mean over all frames",
-    capability="generate_video",
+    capability=("t2v", "long_video"),
 )
 class AppearanceStyle(PooledDimensionMetric):
     dimension = "appearance_style"

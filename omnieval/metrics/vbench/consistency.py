@@ -275,7 +275,7 @@ class SubjectConsistencyOptions:
 @register_metric(
     "vbench_subject_consistency",
     description="VBench subject consistency: DINO ViT-B/16 CLS cosine to previous and first frame, mean over all frame pairs",
-    capability="generate_video",
+    capability=("t2v", "long_video"),
 )
 class SubjectConsistency(PooledDimensionMetric):
     dimension = "subject_consistency"
@@ -309,7 +309,7 @@ class BackgroundConsistencyOptions:
 @register_metric(
     "vbench_background_consistency",
     description="VBench background consistency: CLIP ViT-B/32 cosine to previous and first frame, mean over all frame pairs",
-    capability="generate_video",
+    capability=("t2v", "long_video"),
 )
 class BackgroundConsistency(PooledDimensionMetric):
     dimension = "background_consistency"

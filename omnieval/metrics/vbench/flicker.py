@@ -114,7 +114,7 @@ class FlickerOptions:
 @register_metric(
     "vbench_temporal_flickering",
     description="VBench temporal flickering: (255 - mean consecutive-frame MAE)/255, static videos only",
-    capability="t2v",
+    capability=("t2v", "long_video"),
 )
 class TemporalFlickering(VBenchDimensionMetric):
     dimension: ClassVar[str] = "temporal_flickering"

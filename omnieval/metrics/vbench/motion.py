@@ -209,7 +209,7 @@ class DynamicOptions:
 @register_metric(
     "vbench_dynamic_degree",
     description="VBench dynamic degree: fraction of videos whose RAFT flow exceeds the motion threshold",
-    capability="t2v",
+    capability=("t2v", "long_video"),
 )
 class DynamicDegree(VBenchDimensionMetric):
     dimension: ClassVar[str] = "dynamic_degree"
@@ -233,7 +233,7 @@ class SmoothnessOptions:
 @register_metric(
     "vbench_motion_smoothness",
     description="VBench motion smoothness: (255 - MAE between AMT-S interpolated and real odd frames)/255",
-    capability="t2v",
+    capability=("t2v", "long_video"),
 )
 class MotionSmoothness(VBenchDimensionMetric):
     dimension: ClassVar[str] = "motion_smoothness"

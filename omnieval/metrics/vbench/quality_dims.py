@@ -82,7 +82,7 @@ class ImagingQualityOptions:
 @register_metric(
     "vbench_imaging_quality",
     description="VBench imaging quality: MUSIQ-SPAQ per frame (long side <= 512), /100, mean per video",
-    capability="generate_video",
+    capability=("t2v", "long_video"),
 )
 class ImagingQuality(_NetworkMixin, VBenchDimensionMetric):
     dimension = "imaging_quality"

@@ -346,7 +346,7 @@ class _GRiTDimension(_NetworkMixin, PooledDimensionMetric):
         return [list(detect(frame)) for frame in frames]
 
 
-@register_metric("vbench_object_class", description="VBench object class: GRiT detects the prompt's object, frame success rate", capability="generate_video")
+@register_metric("vbench_object_class", description="VBench object class: GRiT detects the prompt's object, frame success rate", capability=("t2v", "long_video"))
 class ObjectClass(_GRiTDimension):
     dimension = "object_class"
 
@@ -356,7 +356,7 @@ class ObjectClass(_GRiTDimension):
         return Pooled(hits, len(labels), hits / len(labels))
 
 
-@register_metric("vbench_multiple_objects", description="VBench multiple objects: GRiT detects both objects, frame success rate", capability="generate_video")
+@register_metric("vbench_multiple_objects", description="VBench multiple objects: GRiT detects both objects, frame success rate", capability=("t2v", "long_video"))
 class MultipleObjects(_GRiTDimension):
     dimension = "multiple_objects"
 
@@ -366,7 +366,7 @@ class MultipleObjects(_GRiTDimension):
         return Pooled(hits, len(labels), hits / len(labels))
 
 
-@register_metric("vbench_spatial_relationship", description="VBench spatial relationship: GRiT boxes, left/right/top/bottom rule with IoU 0.1, mean over frames", capability="generate_video")
+@register_metric("vbench_spatial_relationship", description="VBench spatial relationship: GRiT boxes, left/right/top/bottom rule with IoU 0.1, mean over frames", capability=("t2v", "long_video"))
 class SpatialRelationship(_GRiTDimension):
     dimension = "spatial_relationship"
 
@@ -376,7 +376,7 @@ class SpatialRelationship(_GRiTDimension):
         return Pooled(sum(scores), len(scores), float(np.mean(scores)))
 
 
-@register_metric("vbench_color", description="VBench color: GRiT dense captions name the target colour, per-video rate over frames with the object", capability="generate_video")
+@register_metric("vbench_color", description="VBench color: GRiT dense captions name the target colour, per-video rate over frames with the object", capability=("t2v", "long_video"))
 class Color(_GRiTDimension, VBenchDimensionMetric):
     dimension = "color"
     grit_task = "DenseCap"
@@ -403,7 +403,7 @@ class SceneOptions:
     num_frames: int = 16
 
 
-@register_metric("vbench_scene", description="VBench scene: Tag2Text frame captions contain every word of the scene, frame success rate", capability="generate_video")
+@register_metric("vbench_scene", description="VBench scene: Tag2Text frame captions contain every word of the scene, frame success rate", capability=("t2v", "long_video"))
 class Scene(_NetworkMixin, PooledDimensionMetric):
     dimension = "scene"
     Options = SceneOptions
@@ -435,7 +435,7 @@ class HumanActionOptions:
     threshold: float = ACTION_THRESHOLD
 
 
-@register_metric("vbench_human_action", description="VBench human action: UMT-L/16 Kinetics-400 top-5 (p >= 0.85) contains the prompt's action", capability="generate_video")
+@register_metric("vbench_human_action", description="VBench human action: UMT-L/16 Kinetics-400 top-5 (p >= 0.85) contains the prompt's action", capability=("t2v", "long_video"))
 class HumanAction(_NetworkMixin, VBenchDimensionMetric):
     dimension = "human_action"
     Options = HumanActionOptions

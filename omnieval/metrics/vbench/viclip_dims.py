@@ -128,7 +128,7 @@ class _ViCLIPDimension(VBenchDimensionMetric):
 @register_metric(
     "vbench_temporal_style",
     description="VBench temporal style: ViCLIP cosine of 8 'middle' frames vs the prompt, mean over videos",
-    capability="generate_video",
+    capability=("t2v", "long_video"),
 )
 class TemporalStyle(_ViCLIPDimension):
     dimension = "temporal_style"
@@ -137,7 +137,7 @@ class TemporalStyle(_ViCLIPDimension):
 @register_metric(
     "vbench_overall_consistency",
     description="VBench overall consistency: ViCLIP cosine of 8 'middle' frames vs the prompt, mean over videos",
-    capability="generate_video",
+    capability=("t2v", "long_video"),
 )
 class OverallConsistency(_ViCLIPDimension):
     dimension = "overall_consistency"
