@@ -107,3 +107,16 @@ def test_videomme_style_task_media_template_env_root_and_breakdowns(tmp_path, mo
     assert main(["run", "--model", "fake-test", "--tasks", "videomme", "--dataset", f"videomme={data}",
                  "--output_path", str(tmp_path / "o2")]) == 2
     assert "videomme" in all_tasks()
+
+
+@pytest.mark.parametrize("name, path_option, weight", [
+    ("vbench_subject_consistency", "ckpt_path", "vbench_dino_vitb16"),
+    ("vbench_dynamic_degree", "raft_path", "vbench_raft_things"),
+    ("fvd", "ckpt_path", "i3d_pretrained_400"),
+])
+def test_explicit_checkpoint_path_replaces_the_manifest_requirement(tmp_path, name, path_option, weight):
+    from omnieval.registry import get_metric
+
+    extra = {"reference_stats": str(tmp_path / "ref.npz")} if name == "fvd" else {}
+    assert weight in get_metric(name)(**extra).required_weights()
+    assert get_metric(name)(**{path_option: str(tmp_path / "w.pt")}, **extra).required_weights() == []

@@ -412,7 +412,8 @@ class FVD(Metric):
         self._reference: FeatureStats | None = None
 
     def required_weights(self) -> list[str]:
-        return [DETECTOR_WEIGHTS[self.protocol.detector]]
+        """The detector's manifest file, unless an explicit ``ckpt_path`` is given."""
+        return [] if self.options.ckpt_path else [DETECTOR_WEIGHTS[self.protocol.detector]]
 
     @property
     def detector(self):

@@ -97,7 +97,8 @@ class AestheticQuality(VBenchDimensionMetric):
     weights: ClassVar[tuple[str, ...]] = ("vbench_clip_vit_l14", "vbench_laion_aesthetic")
 
     def required_weights(self) -> list[str]:
-        return [self.options.clip_weight_id, self.options.head_weight_id]
+        o = self.options
+        return [wid for wid, path in ((o.clip_weight_id, o.clip_path), (o.head_weight_id, o.head_path)) if not path]
 
     def models(self):
         from omnieval.metrics.weights import resolve
@@ -175,9 +176,6 @@ class AppearanceStyle(PooledDimensionMetric):
     Options = AppearanceStyleOptions
     weights: ClassVar[tuple[str, ...]] = ("vbench_clip_vit_b32",)
     needs: ClassVar[tuple[str, ...]] = ("output", "doc")
-
-    def required_weights(self) -> list[str]:
-        return [self.options.weight_id]
 
     def score_video(self, video: Video, item: MetricInput) -> Pooled:
         style = auxiliary_info(item, self.dimension)["appearance_style"]

@@ -200,12 +200,15 @@ class VBenchDimensionMetric(MeanMetric):
     dimension: ClassVar[str] = ""
     weights: ClassVar[tuple[str, ...]] = ()
     #: name of an option holding an explicit checkpoint path; when set, no manifest weight is required
-    path_option: ClassVar[str | None] = None
+    path_option: ClassVar[str | None] = "ckpt_path"
 
     def required_weights(self) -> list[str]:
+        """Manifest ids to check at start-up: none with an explicit path; the ``weight_id`` option when the
+        dimension has one (so a user's choice of checkpoint is what gets checked), else ``weights``."""
         if self.path_option and getattr(self.options, self.path_option, None):
             return []
-        return list(self.weights)
+        weight_id = getattr(self.options, "weight_id", None)
+        return [weight_id] if weight_id else list(self.weights)
 
     def score_video(self, video: Video, item: MetricInput) -> float | Skip:  # pragma: no cover - abstract
         raise NotImplementedError

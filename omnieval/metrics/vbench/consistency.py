@@ -282,9 +282,6 @@ class SubjectConsistency(PooledDimensionMetric):
     Options = SubjectConsistencyOptions
     weights: ClassVar[tuple[str, ...]] = ("vbench_dino_vitb16",)
 
-    def required_weights(self) -> list[str]:
-        return [self.options.weight_id]
-
     def model(self):
         from omnieval.metrics.weights import resolve
 
@@ -315,9 +312,6 @@ class BackgroundConsistency(PooledDimensionMetric):
     dimension = "background_consistency"
     Options = BackgroundConsistencyOptions
     weights: ClassVar[tuple[str, ...]] = ("vbench_clip_vit_b32",)
-
-    def required_weights(self) -> list[str]:
-        return [self.options.weight_id]
 
     def model(self):
         return cached_clip(self, self.options.weight_id, self.options.ckpt_path)

@@ -322,7 +322,7 @@ class _NetworkMixin:
         return self._network
 
     def required_weights(self) -> list[str]:
-        return [] if self._network is not None else [self.options.weight_id]
+        return [] if self._network is not None or self.options.ckpt_path else [self.options.weight_id]
 
 
 class _GRiTDimension(_NetworkMixin, PooledDimensionMetric):

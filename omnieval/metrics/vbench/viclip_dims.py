@@ -109,9 +109,6 @@ class _ViCLIPDimension(VBenchDimensionMetric):
     weights: ClassVar[tuple[str, ...]] = ("vbench_viclip",)
     needs: ClassVar[tuple[str, ...]] = ("output", "prompt")
 
-    def required_weights(self) -> list[str]:
-        return [self.options.weight_id]
-
     def model(self):
         from omnieval.metrics.weights import resolve
 
