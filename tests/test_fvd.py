@@ -201,7 +201,8 @@ def test_metric_merge_equals_single_process(tmp_path, ts_ckpt):
     info = single.result_info()
     assert info["preset"] == "styleganv_16f" and info["n_generated"] == 6 and info["n_reference"] == 5
     assert cls.higher_is_better is False and cls.bootstrap is False
-    assert single.required_weights() == ["i3d_torchscript"]
+    assert single.required_weights() == []  # explicit ckpt_path
+    assert cls(preset="styleganv_16f", reference_stats=str(ref_path)).required_weights() == ["i3d_torchscript"]
     with pytest.raises(ConfigError, match="exactly one"):
         cls(preset="styleganv_16f")
 
