@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from omnieval.errors import UnknownNameError
 from omnieval.media import Video
+from omnieval.registry import get_metric
 from omnieval.metrics.base import MetricInput
 from omnieval.metrics.vbench import long as L
 from omnieval.metrics.vbench.common import VBenchDimensionMetric
@@ -94,6 +96,11 @@ def test_long_flickering_is_mean_over_all_clips_and_process_independent():
     a.merge(b)
     assert math.isclose(a.compute()["temporal_flickering"], np.mean(clip_scores), abs_tol=1e-12)
     assert metric.fresh().compute() == {}
+    registered = get_metric("vbench_long")(dimension="temporal_flickering", inner={"static_filter": False})
+    registered.update(items)
+    assert registered.compute() == metric.compute() and registered.required_weights() == []
+    with pytest.raises(UnknownNameError, match="vbench_flickr"):
+        get_metric("vbench_long")(dimension="flickr")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,8 +35,9 @@ import numpy as np
 
 from omnieval.errors import ConfigError, MediaError
 from omnieval.media import Video
-from omnieval.metrics.base import Metric, MetricInput
+from omnieval.metrics.base import Metric, MetricInput, make_options
 from omnieval.metrics.vbench.common import Skip, VBenchDimensionMetric, as_video
+from omnieval.registry import register_metric
 
 SCENE_THRESHOLD = 27.0
 SLOW_FAST_DIMENSIONS = ("subject_consistency", "background_consistency")
@@ -176,7 +177,7 @@ class LongVideoMetric(Metric):
     Options = LongOptions
     bootstrap: ClassVar[bool] = True
 
-    def __init__(self, inner: VBenchDimensionMetric, **options: Any):
+    def __init__(self, inner: VBenchDimensionMetric, /, **options: Any):
         self.inner = inner
         self.dimension = inner.dimension
         super().__init__(**options)
@@ -234,3 +235,26 @@ class LongVideoMetric(Metric):
         if not self.sums["clip_count"]:
             return {}
         return {self.dimension: self.sums["clip_sum"] / self.sums["clip_count"]}
+
+
+@dataclass(frozen=True)
+class VBenchLongOptions(LongOptions):
+    """:class:`LongOptions` plus ``dimension`` (a VBench dimension name) and ``inner``: the options of that
+    dimension's short-video metric ``vbench_<dimension>``."""
+
+    dimension: str = "subject_consistency"
+    inner: dict = field(default_factory=dict)
+
+
+@register_metric("vbench_long", description="VBench-Long: one VBench dimension on scene/clip-split long videos (slow-fast fusion for consistency)",
+                 capability=("long_video", "t2v"))
+class VBenchLong(LongVideoMetric):
+    """Registered form of :class:`LongVideoMetric`: ``{name: vbench_long, options: {dimension: ..., inner: {...}}}``."""
+
+    Options = VBenchLongOptions
+
+    def __init__(self, **options: Any):
+        from omnieval.registry import get_metric
+
+        opts = make_options(VBenchLongOptions, options, owner="vbench_long")
+        super().__init__(get_metric(f"vbench_{opts.dimension}")(**opts.inner), **options)
