@@ -32,7 +32,7 @@ import yaml
 from omnieval.errors import ConfigError
 
 #: libyaml's safe loader when available (5-10x faster), else the pure-Python one; both build plain data only
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 CAPABILITIES = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
 THINK_MODES = ("off", "on")
@@ -232,7 +232,7 @@ def load_task_file(path: str | Path) -> list[TaskConfig]:
     """Parse one task YAML file (a mapping, or a list of mappings) into validated TaskConfigs."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = f" line {mark.line + 1}" if mark else ""

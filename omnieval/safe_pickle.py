@@ -97,12 +97,12 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"{self._what}: persistent ids are not supported (is this a torch.save archive?)")
 
 
-def loads(data: bytes, *, what: str = "pickle") -> Any:
+def restricted_loads(data: bytes, *, what: str = "pickle") -> Any:
     """Unpickle ``data`` with the allow-list."""
     return RestrictedUnpickler(io.BytesIO(data), what=what).load()
 
 
-def load(path: str | os.PathLike) -> Any:
+def restricted_load(path: str | os.PathLike) -> Any:
     """Unpickle the file at ``path`` with the allow-list (see module docstring)."""
     path = Path(path)
     with open(path, "rb") as f:

@@ -24,7 +24,7 @@ def test_round_trips_tensors_and_containers(tmp_path):
     }
     path = tmp_path / "tokens.pkl"
     path.write_bytes(pickle.dumps(payload))
-    out = safe_pickle.load(path)
+    out = safe_pickle.restricted_load(path)
     assert set(out) == set(payload)
     assert torch.equal(out["<img_st>"], payload["<img_st>"])
     assert out["bf16"].dtype == torch.bfloat16 and torch.equal(out["bf16"], payload["bf16"])
@@ -49,7 +49,7 @@ def test_refuses_code(tmp_path, obj):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps(obj))
     with pytest.raises(safe_pickle.UnsafePickleError) as err:
-        safe_pickle.load(path)
+        safe_pickle.restricted_load(path)
     assert isinstance(err.value, OmniEvalError)
     assert "evil.pkl" in str(err.value) and "refusing" in str(err.value)
 
@@ -69,11 +69,11 @@ def test_nested_storage_archive_is_loaded_weights_only(tmp_path):
     path = tmp_path / "smuggle.pkl"
     path.write_bytes(pickle.dumps(_Smuggler()))
     with pytest.raises(pickle.UnpicklingError):
-        safe_pickle.load(path)
+        safe_pickle.restricted_load(path)
 
 
 def test_garbage_is_a_clear_error(tmp_path):
     path = tmp_path / "bad.pkl"
     path.write_bytes(b"not a pickle at all")
     with pytest.raises(safe_pickle.UnsafePickleError, match="bad.pkl"):
-        safe_pickle.load(path)
+        safe_pickle.restricted_load(path)

@@ -67,8 +67,8 @@ def _load_inception(feature: int, antialias: bool, path: str, device: str) -> "t
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
         raise MissingWeightsError(f"{INCEPTION_WEIGHTS}: cannot read {path}: {exc}".splitlines()[0]) from exc
-    # torch-fidelity calls torch.load(weights_only=False) on what it is given: hand it our own re-serialised
-    # tensors, so nothing from the file is unpickled outside weights_only.
+    # torch-fidelity unpickles whatever it is given without the weights-only guard: hand it our own
+    # re-serialised tensors, so nothing from the user's file is unpickled outside weights_only.
     buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)

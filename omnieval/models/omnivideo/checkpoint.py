@@ -326,8 +326,8 @@ def load_official(root: str | Path, *, max_context_len: int = 2560, patch_size=(
 
     parts = OmniVideoParts(
         vision_head=head, adapter=adapter, visual_adapter=visual, decoder=decoder,
-        special_tokens=check_special_tokens(safe_pickle.load(tokens_path), what=str(tokens_path), width=text_dim),
-        uncond=UnconditionedContext.from_pickle_dict(safe_pickle.load(uncond_path), what=str(uncond_path)),
+        special_tokens=check_special_tokens(safe_pickle.restricted_load(tokens_path), what=str(tokens_path), width=text_dim),
+        uncond=UnconditionedContext.from_pickle_dict(safe_pickle.restricted_load(uncond_path), what=str(uncond_path)),
         max_context_len=max_context_len,
     )
     _load_mixed_state(parts, mixed_path)
