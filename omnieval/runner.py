@@ -363,7 +363,7 @@ class Runner:
         ablations: dict[str, dict] = {}
         metric_options: dict[str, dict] = {}
         for label, spec in plan.metrics:
-            metric = self.metric_for_aggregation(spec)
+            metric = self.metric(spec)
             metric_options[label] = {"name": spec.name, "options": metric.options_dict()}
             if spec.where:
                 metric_options[label]["where"] = dict(spec.where)
@@ -400,14 +400,6 @@ class Runner:
         results.set_task(cfg.task, results=task_results, ablations=ablations, config=_config_for_results(cfg),
                          hashes=hashes, metric_options=metric_options)
 
-    def metric_for_aggregation(self, spec) -> Metric:
-        """A metric instance for folding only: reuses a loaded one, else builds it without networks if possible."""
-        key = spec.options_hash()
-        if key in self._metrics:
-            return self._metrics[key]
-        cls = get_metric(spec.name)
-        light = getattr(cls, "for_aggregation", None)
-        return light(**spec.options) if light else self.metric(spec)
 
 
 def add_task_aggregates(cfg: TaskConfig, task_results: dict[str, dict], ablations: dict[str, dict]) -> None:

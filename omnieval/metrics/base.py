@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from omnieval.errors import ConfigError
+from omnieval.errors import ConfigError, MediaError
 
 
 @dataclass
@@ -135,8 +135,6 @@ class MeanMetric(Metric):
         for item, score in zip(inputs, scores):
             for key, value in score.items():
                 if isinstance(value, float) and math.isnan(value):
-                    from omnieval.errors import MediaError
-
                     raise MediaError(f"{type(self).__name__}: score {key!r} of item {item.item_id} is NaN")
         return scores
 

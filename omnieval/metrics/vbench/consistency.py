@@ -36,7 +36,6 @@ from omnieval.errors import MediaError, OmniEvalError
 from omnieval.media import Video
 from omnieval.metrics.base import MetricInput
 from omnieval.metrics.vbench.common import (
-    Skip,
     VBenchDimensionMetric,
     as_video,
     default_device,
