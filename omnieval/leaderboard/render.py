@@ -57,7 +57,7 @@ def collect_rows(paths: list[Path], include_published: bool) -> tuple[list[dict]
         fingerprint = (data.get("model") or {}).get("fingerprint", "")
         for task, metrics in data.get("results", {}).items():
             for metric, r in metrics.items():
-                rows.append({"model": model, "checkpoint": fingerprint, "task": task, "metric": metric,
+                rows.append({"model": model, "checkpoint": fingerprint, "task": task, "metric": board_name(metric),
                              "value": r.get("value"), "stderr": r.get("stderr"), "n": r.get("n"), "source": str(path)})
         for task, metrics in data.get("ablations", {}).items():
             for metric, r in metrics.items():
@@ -68,19 +68,28 @@ def collect_rows(paths: list[Path], include_published: bool) -> tuple[list[dict]
     return rows, ablations
 
 
+def board_name(metric: str) -> str:
+    """The name a result has on boards, matching the published tables' columns:
+    ``vbench_subject_consistency/subject_consistency`` -> ``subject_consistency``, ``vbench_total`` -> ``total``."""
+    return metric.rsplit("/", 1)[-1].removeprefix("vbench_")
+
+
 def published_rows() -> list[dict]:
-    """Rows of ``leaderboards/published/*.csv`` in long form (model, benchmark, metric, value, source)."""
+    """Rows of ``leaderboards/published/*.csv`` in long form (model, benchmark, metric, value, source).
+
+    A row with ``unit: percent`` is converted to fractions, the unit omnieval reports in."""
     out = []
     for path in sorted(PUBLISHED_DIR.glob("*.csv")):
         with open(path, newline="") as f:
             for rec in csv.DictReader(f):
                 model = rec.get("model") or rec.get("method") or rec.get("Method") or "?"
                 source = rec.get("source", "")
+                scale = 0.01 if rec.get("unit") == "percent" else 1.0
                 for key, value in rec.items():
-                    if key in ("model", "method", "Method", "source", "note") or value in (None, ""):
+                    if key in ("model", "method", "Method", "source", "note", "unit") or value in (None, ""):
                         continue
                     try:
-                        number = float(value)
+                        number = float(value) * scale
                     except ValueError:
                         continue
                     out.append({"model": model, "checkpoint": "published", "task": path.stem, "metric": key,
