@@ -96,3 +96,13 @@ def test_weights_command_lists_missing_files(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(spec.env_var)
     with pytest.raises(weights.MissingWeightsError, match=spec.filename):
         weights.resolve(spec.id)
+
+
+def test_published_rows_are_in_fractions_and_named_like_our_results():
+    from omnieval.leaderboard.render import board_name, published_rows
+
+    rows = {(r["task"], r["model"], r["metric"]): r["value"] for r in published_rows()}
+    assert rows[("vbench", "Omni-Video", "total")] == pytest.approx(0.83)
+    assert rows[("geneval", "Omni-Video", "overall")] == pytest.approx(0.75)
+    assert board_name("vbench_subject_consistency/subject_consistency") == "subject_consistency"
+    assert board_name("vbench_total") == "total" and board_name("overall") == "overall"
