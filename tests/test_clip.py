@@ -144,6 +144,12 @@ def test_clip_i_and_direction(tiny):
     assert metric.compute()["clip_direction"] == pytest.approx(ref, abs=1e-6)
     with pytest.raises(MediaError, match="item 0"):
         metric.contributions([MetricInput("0", b[0], prompt="x", source=a[0])])
+    # the target caption may come from a doc field instead of the prompt (the prompt being an instruction)
+    by_field = get_metric("clip_direction")(backbone="clip-tiny-random", device="cpu", target_caption_field="output_caption")
+    items = [MetricInput(str(i), b[i], prompt="make it wild", source=a[i],
+                         doc={"input_caption": src_t[i], "output_caption": tgt_t[i]}) for i in range(2)]
+    by_field.update(items)
+    assert by_field.compute()["clip_direction"] == pytest.approx(ref, abs=1e-6)
 
 
 def test_metrics_merge_and_validate(tiny):

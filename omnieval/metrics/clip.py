@@ -325,9 +325,11 @@ class ClipI(ClipMetric):
 @dataclass(frozen=True)
 class ClipDirectionOptions(ClipOptions):
     """``source_caption_field``: the ``doc`` field holding the source caption (Emu Edit: ``input_caption``);
-    the target caption is the item's ``prompt``."""
+    ``target_caption_field``: the ``doc`` field holding the target caption (Emu Edit: ``output_caption``), or
+    None to use the item's ``prompt`` (when the task's prompt already is the target caption)."""
 
     source_caption_field: str = "input_caption"
+    target_caption_field: str | None = None
 
 
 @register_metric("clip_direction", description="CLIP direction: cos(dImage, dText) between source and edit", capability=("edit_image", "edit_video"))
@@ -337,16 +339,19 @@ class ClipDirection(ClipMetric):
     key = "clip_direction"
 
     def score(self, inputs):
-        field = self.options.source_caption_field
-        src_texts = []
-        for item in inputs:
-            caption = item.doc.get(field)
-            if not isinstance(caption, str):
-                raise MediaError(f"item {item.item_id}: clip_direction needs the source caption doc[{field!r}]")
-            src_texts.append(caption)
+        src_texts = [self.caption(item, self.options.source_caption_field) for item in inputs]
+        field = self.options.target_caption_field
+        tgt_texts = [self.caption(item, field) for item in inputs] if field else self.prompts(inputs)
         src = [self.frames_of(item, "source") for item in inputs]
         out = [self.frames_of(item) for item in inputs]
-        return self.wrap(direction_similarities(self.backbone, src, out, src_texts, self.prompts(inputs)))
+        return self.wrap(direction_similarities(self.backbone, src, out, src_texts, tgt_texts))
+
+    @staticmethod
+    def caption(item: MetricInput, field: str) -> str:
+        caption = item.doc.get(field)
+        if not isinstance(caption, str):
+            raise MediaError(f"item {item.item_id}: clip_direction needs the caption doc[{field!r}]")
+        return caption
 
 
 @dataclass(frozen=True)
