@@ -120,3 +120,75 @@ def test_missing_root_and_args():
 
     with pytest.raises(ConfigError, match="checkpoint="):
         get_model("omnivideo").from_args()
+
+
+@pytest.fixture(scope="module")
+def tiny_wan_vae(tiny):
+    """The tiny model with a Wan2.1-structured VAE (4 levels, 2 resnets per level -- the structure diffusers'
+    ``convert_wan_vae_to_diffusers`` hard-codes -- at base width 4): ``omnivideo-tiny``'s own one-resnet VAE
+    has no original-format equivalent that converter could read."""
+    import dataclasses
+
+    from diffusers import AutoencoderKLWan
+
+    from omnieval.models.omnivideo.model import OmniVideoTiny
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        vae = AutoencoderKLWan(base_dim=4).eval()
+    parts = dataclasses.replace(tiny.parts, decoder=dataclasses.replace(tiny.parts.decoder, vae=vae))
+    return OmniVideoTiny(tiny.mllm, parts, tiny.settings, seed=3)
+
+
+def test_original_t5_and_vae_files_round_trip(tiny_wan_vae, tmp_path):
+    """``models_t5_umt5-xxl-enc-bf16.pth`` (Wan's umT5 names) and ``Wan2.1_VAE.pth`` (original names, read by
+    diffusers' converter) + ``google/umt5-xxl/`` instead of the diffusers folders: identical outputs (tolerance 0)."""
+    from omnieval.models.omnivideo.umt5_convert import WAN_T5_FILENAME
+
+    root = save_official(tmp_path, tiny_wan_vae.parts, tiny_wan_vae.mllm, original_formats=("t5", "vae"))
+    wan = root / LAYOUT["wan"]
+    assert not any((wan / sub).exists() for sub in ("text_encoder", "vae", "tokenizer"))
+    t5 = torch.load(wan / WAN_T5_FILENAME, weights_only=True)
+    assert {"token_embedding.weight", "blocks.1.pos_embedding.embedding.weight", "blocks.0.ffn.gate.0.weight",
+            "norm.weight"} <= set(t5)
+    vae = torch.load(wan / "Wan2.1_VAE.pth", weights_only=True)
+    assert {"encoder.conv1.weight", "conv1.weight", "conv2.weight", "decoder.upsamples.4.shortcut.weight",
+            "decoder.upsamples.3.resample.1.weight", "decoder.middle.1.to_qkv.weight", "decoder.head.2.bias"} <= set(vae)
+
+    loaded = get_model("omnivideo").from_args(checkpoint=str(root), route="false", think_max_new_tokens="16")
+    a, b = tiny_wan_vae.parts.decoder, loaded.parts.decoder
+    for mine, theirs in ((a.text_encoder, b.text_encoder), (a.vae, b.vae)):
+        ref = mine.state_dict()
+        got = theirs.state_dict()
+        assert set(got) == set(ref) and all(torch.equal(got[k], ref[k]) for k in ref)
+    assert a.tokenizer("a cat").input_ids == b.tokenizer("a cat").input_ids
+    src = Video(np.random.default_rng(2).integers(0, 255, (9, 36, 40, 3), dtype=np.uint8))
+    gen = dict(height=32, width=32, num_frames=5, num_inference_steps=2, guidance_scale=4.0)
+    outs = [(m.generate_image(["a cat"], seeds=[11], **gen)[0], m.edit_video([src], ["snow"], seeds=[12], **gen)[0])
+            for m in (tiny_wan_vae, loaded)]
+    for x, y in zip(*outs):
+        np.testing.assert_array_equal(np.asarray(getattr(x.output, "frames", x.output)),
+                                      np.asarray(getattr(y.output, "frames", y.output)))
+
+
+def test_original_t5_file_errors_name_it(tiny, tmp_path):
+    from omnieval.models.omnivideo.umt5_convert import WAN_T5_FILENAME
+
+    root = save_official(tmp_path, tiny.parts, original_formats=("t5",))
+    pth = root / LAYOUT["wan"] / WAN_T5_FILENAME
+    state = torch.load(pth, weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "blocks.1.attn.k.weight"}, pth)
+    with pytest.raises(MissingWeightsError) as err:
+        load_official(root)
+    assert WAN_T5_FILENAME in str(err.value) and "blocks.N." in str(err.value) and "\n" not in str(err.value)
+    torch.save({**state, "blocks.0.ffn.fc1.weight": torch.zeros(3, 3)}, pth)
+    with pytest.raises(MissingWeightsError, match="inconsistent shapes") as err:
+        load_official(root)
+    assert "\n" not in str(err.value)
+    pth.unlink()
+    with pytest.raises(MissingWeightsError, match="text_encoder/ .diffusers. or models_t5_umt5-xxl-enc-bf16.pth"):
+        load_official(root)
+    with pytest.raises(ValueError, match="unknown"):
+        save_official(tmp_path / "x", tiny.parts, original_formats=("dit",))
+    with pytest.raises(ValueError, match="Wan2.1_VAE.pth: dim_mult, num_res_blocks differ"):
+        save_official(tmp_path / "y", tiny.parts, original_formats=("vae",))

@@ -5,8 +5,11 @@ Layout (OV1 ``SETUP_MODELS.md``; paths fixed relative to ``omni_ckpts/``)::
     wan/wanxiang1_3b/                      Wan2.1-T2V-1.3B: the DiT either as the original WanModel
                                            (config.json + diffusion_pytorch_model*.safetensors) or a diffusers
                                            transformer/ folder; vae/, text_encoder/ and tokenizer/ as diffusers
-                                           folders (Wan-AI/Wan2.1-T2V-1.3B-Diffusers) -- or Wan2.1_VAE.pth
-                                           (original VAE, converted) and google/umt5-xxl/ (tokenizer)
+                                           folders (Wan-AI/Wan2.1-T2V-1.3B-Diffusers) -- or the original files:
+                                           Wan2.1_VAE.pth (converted with diffusers' converter; base width read
+                                           from the weights), models_t5_umt5-xxl-enc-bf16.pth (Wan's own umT5
+                                           encoder, renamed by :mod:`.umt5_convert`) and google/umt5-xxl/
+                                           (tokenizer)
     adapter/model.pt                       DM adapter: {'model_state_dict': ...} ('module.' prefixes stripped)
     vision_head/vision_head/pytorch_model.bin   vision head state dict
     transformer/model.pt                   fine-tuned OmniVideoMixedConditionModel state ('module' wrapper
@@ -28,8 +31,10 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
@@ -38,6 +43,7 @@ from omnieval.errors import MissingWeightsError
 from omnieval.models.omnivideo.adapter import DMAdapter, VisualContextAdapter
 from omnieval.models.omnivideo.conditioning import UnconditionedContext, check_special_tokens
 from omnieval.models.omnivideo.decoder import WanDecoder
+from omnieval.models.omnivideo.umt5_convert import WAN_T5_FILENAME, build_umt5_from_wan, hf_to_wan_t5
 from omnieval.models.omnivideo.vision_head import VisionHead, infer_query_config
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,15 @@ _TO_ORIGINAL = (
     ("norm3", "norm2"),
     ("norm__swap", "norm3"),
 )
+
+WAN_VAE_FILENAME = "Wan2.1_VAE.pth"
+# diffusers AutoencoderKLWan names -> original WanVAE_ names (inverse of diffusers' convert_wan_vae_to_diffusers)
+_VAE_RESNET = {"norm1.gamma": "residual.0.gamma", "conv1": "residual.2", "norm2.gamma": "residual.3.gamma",
+               "conv2": "residual.6", "conv_shortcut": "shortcut"}
+_VAE_FIXED = {"quant_conv": "conv1", "post_quant_conv": "conv2", "encoder.conv_in": "encoder.conv1",
+              "decoder.conv_in": "decoder.conv1", "encoder.norm_out.gamma": "encoder.head.0.gamma",
+              "decoder.norm_out.gamma": "decoder.head.0.gamma", "encoder.conv_out": "encoder.head.2",
+              "decoder.conv_out": "decoder.head.2"}
 
 
 @dataclass
@@ -136,6 +151,53 @@ def diffusers_to_wan(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             new = new.replace(a, b)
         out[new] = value
     return out
+
+
+def _vae_resnet_name(prefix: str, rest: str) -> str:
+    for a, b in _VAE_RESNET.items():
+        if rest == a or rest.startswith(a + "."):
+            return f"{prefix}.{b}{rest[len(a):]}"
+    return f"{prefix}.{rest}"
+
+
+def diffusers_vae_to_wan(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``AutoencoderKLWan`` names -> the original ``Wan2.1_VAE.pth`` names (inverse of diffusers' converter).
+
+    Only for the Wan2.1 structure the converter hard-codes: 4 levels and ``num_res_blocks=2`` (decoder
+    ``upsamples`` = 3 resnets + 1 upsampler per level, the shortcut at index 4); any base width.
+    """
+    out = {}
+    for key, value in state.items():
+        stem, _, leaf = key.rpartition(".")
+        if stem in _VAE_FIXED or key in _VAE_FIXED:
+            new = _VAE_FIXED[key] if key in _VAE_FIXED else f"{_VAE_FIXED[stem]}.{leaf}"
+        elif m := re.fullmatch(r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.+)", key):
+            new = _vae_resnet_name(f"{m[1]}.middle.{2 * int(m[2])}", m[3])
+        elif m := re.fullmatch(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.+)", key):
+            new = f"{m[1]}.middle.1.{m[2]}"
+        elif m := re.fullmatch(r"encoder\.down_blocks\.(\d+)\.(.+)", key):
+            new = _vae_resnet_name(f"encoder.downsamples.{m[1]}", m[2])
+        elif m := re.fullmatch(r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
+            new = _vae_resnet_name(f"decoder.upsamples.{4 * int(m[1]) + int(m[2])}", m[3])
+        elif m := re.fullmatch(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.+)", key):
+            new = f"decoder.upsamples.{4 * int(m[1]) + 3}.{m[2]}"
+        else:
+            raise ValueError(f"no original Wan VAE name for {key!r}")
+        out[new] = value
+    return out
+
+
+def _check_wan21_vae_structure(vae) -> None:
+    """``Wan2.1_VAE.pth`` carries no config: the loader rebuilds ``AutoencoderKLWan(base_dim=...)`` with every
+    other setting at its default (= Wan2.1), so a VAE that differs elsewhere cannot be written in that format."""
+    import inspect
+
+    params = inspect.signature(type(vae).__init__).parameters
+    differ = sorted(k for k, p in params.items() if k in vae.config and k != "base_dim"  # json: tuple == list
+                    and p.default is not inspect.Parameter.empty and json.dumps(vae.config[k]) != json.dumps(p.default))
+    if differ:
+        raise ValueError(f"this VAE cannot be written as {WAN_VAE_FILENAME}: {', '.join(differ)} differ from Wan2.1's "
+                         f"(only base_dim may differ)")
 
 
 def wan_config_to_diffusers(cfg: dict) -> dict:
@@ -251,31 +313,42 @@ def _load_vae(wan: Path) -> torch.nn.Module:
 
     if (wan / "vae" / "config.json").is_file():
         return AutoencoderKLWan.from_pretrained(wan / "vae")
-    pth = wan / "Wan2.1_VAE.pth"
-    if pth.is_file():  # the original Wan2.1 VAE: fixed architecture = diffusers' default config
+    pth = wan / WAN_VAE_FILENAME
+    if pth.is_file():  # the original Wan2.1 VAE: diffusers' default architecture, base width from the weights
         from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-        vae = AutoencoderKLWan()
-        _load_strict(vae, convert_wan_vae_to_diffusers(_torch_load(pth)), pth)
+        state = _torch_load(pth)
+        if "encoder.conv1.weight" not in state:
+            raise MissingWeightsError(f"{pth}: not an original Wan2.1 VAE state dict (no encoder.conv1.weight)")
+        vae = AutoencoderKLWan(base_dim=int(state["encoder.conv1.weight"].shape[0]))
+        _load_strict(vae, convert_wan_vae_to_diffusers(state), pth)
         return vae
-    raise MissingWeightsError(f"no Wan VAE in {wan}: expected vae/ (diffusers) or Wan2.1_VAE.pth")
+    raise MissingWeightsError(f"no Wan VAE in {wan}: expected vae/ (diffusers) or {WAN_VAE_FILENAME} (original Wan2.1)")
 
 
 def _load_text_encoder(wan: Path):
     from transformers import AutoTokenizer, UMT5EncoderModel
 
-    if not (wan / "text_encoder" / "config.json").is_file():
-        raise MissingWeightsError(
-            f"no umT5 encoder in diffusers format at {wan / 'text_encoder'}; copy text_encoder/ from "
-            f"Wan-AI/Wan2.1-T2V-1.3B-Diffusers there (the original models_t5_umt5-xxl-enc-bf16.pth is not converted)"
-        )
+    pth = wan / WAN_T5_FILENAME
+    if (wan / "text_encoder" / "config.json").is_file():
+        encoder = UMT5EncoderModel.from_pretrained(wan / "text_encoder")
+    elif pth.is_file():
+        try:
+            encoder = build_umt5_from_wan(_strip_module(_torch_load(pth)))
+        except (KeyError, ValueError, IndexError) as exc:
+            raise MissingWeightsError(f"{pth}: not Wan2.1's umT5 encoder state dict ({exc}); expected keys "
+                                      f"token_embedding.weight, blocks.N.{{norm1,attn.q/k/v/o,pos_embedding.embedding,"
+                                      f"norm2,ffn.gate.0,ffn.fc1,ffn.fc2}}.weight, norm.weight") from None
+        except RuntimeError as exc:
+            raise MissingWeightsError(f"{pth}: umT5 weights have inconsistent shapes "
+                                      f"({str(exc).splitlines()[-1].strip()})") from None
+    else:
+        raise MissingWeightsError(f"no umT5 encoder in {wan}: expected text_encoder/ (diffusers) or "
+                                  f"{WAN_T5_FILENAME} (original Wan2.1)")
     for sub in ("tokenizer", "google/umt5-xxl"):
         if (wan / sub).is_dir():
-            tokenizer = AutoTokenizer.from_pretrained(wan / sub)
-            break
-    else:
-        raise MissingWeightsError(f"no umT5 tokenizer in {wan}: expected tokenizer/ or google/umt5-xxl/")
-    return UMT5EncoderModel.from_pretrained(wan / "text_encoder"), tokenizer
+            return encoder, AutoTokenizer.from_pretrained(wan / sub)
+    raise MissingWeightsError(f"no umT5 tokenizer in {wan}: expected tokenizer/ or google/umt5-xxl/")
 
 
 def _load_mixed_state(parts: OmniVideoParts, path: Path) -> None:
@@ -351,15 +424,22 @@ def weight_files(root: str | Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------------
 # writing (tests: tiny random weights in the official layout and formats)
 # ------------------------------------------------------------------------------------------------
-def save_official(root: str | Path, parts: OmniVideoParts, mllm=None) -> Path:
+def save_official(root: str | Path, parts: OmniVideoParts, mllm=None, *, original_formats: Iterable[str] = ()) -> Path:
     """Write ``parts`` (and ``mllm`` via its ``save_pretrained``) as ``root/omni_ckpts/`` in the official formats.
 
     The Wan DiT goes twice, in original names: ``wan/wanxiang1_3b`` (config.json + safetensors) and, with the
     visual context adapter, under ``wan_model.``/``visual_context_adapter.`` in ``transformer/model.pt``
-    wrapped in ``{'module': ...}``; VAE, umT5 and tokenizer as diffusers/transformers folders.
+    wrapped in ``{'module': ...}``.  VAE, umT5 and tokenizer go as diffusers/transformers folders, except those
+    named in ``original_formats``: ``"t5"`` writes Wan's ``models_t5_umt5-xxl-enc-bf16.pth`` (Wan names, the
+    tensors' own dtype -- float32 for the tiny model, although the real file is bf16) and the tokenizer as
+    ``google/umt5-xxl/``; ``"vae"`` writes ``Wan2.1_VAE.pth`` (original names; needs the Wan2.1 VAE structure,
+    see :func:`diffusers_vae_to_wan` -- the tiny model's one-resnet VAE does not qualify).
     """
     from safetensors.torch import save_file
 
+    original = set(original_formats)
+    if original - {"t5", "vae"}:
+        raise ValueError(f"original_formats: unknown {sorted(original - {'t5', 'vae'})} (use 't5', 'vae')")
     out = Path(root) / "omni_ckpts"
     wan = out / LAYOUT["wan"]
     wan.mkdir(parents=True, exist_ok=True)
@@ -367,9 +447,17 @@ def save_official(root: str | Path, parts: OmniVideoParts, mllm=None) -> Path:
     wan_state = diffusers_to_wan({k: v.contiguous() for k, v in d.transformer.state_dict().items()})
     (wan / "config.json").write_text(json.dumps(diffusers_config_to_wan(dict(d.transformer.config)), indent=1))
     save_file(wan_state, wan / "diffusion_pytorch_model.safetensors")
-    d.vae.save_pretrained(wan / "vae")
-    d.text_encoder.save_pretrained(wan / "text_encoder")
-    d.tokenizer.save_pretrained(wan / "tokenizer")
+    if "vae" in original:
+        _check_wan21_vae_structure(d.vae)
+        torch.save(diffusers_vae_to_wan(d.vae.state_dict()), wan / WAN_VAE_FILENAME)
+    else:
+        d.vae.save_pretrained(wan / "vae")
+    if "t5" in original:
+        torch.save(hf_to_wan_t5(d.text_encoder.state_dict()), wan / WAN_T5_FILENAME)
+        d.tokenizer.save_pretrained(wan / "google" / "umt5-xxl")
+    else:
+        d.text_encoder.save_pretrained(wan / "text_encoder")
+        d.tokenizer.save_pretrained(wan / "tokenizer")
 
     for key in ("adapter", "vision_head", "transformer", "uncond", "special_tokens"):
         (out / LAYOUT[key]).parent.mkdir(parents=True, exist_ok=True)
