@@ -122,30 +122,12 @@ def test_missing_root_and_args():
         get_model("omnivideo").from_args()
 
 
-@pytest.fixture(scope="module")
-def tiny_wan_vae(tiny):
-    """The tiny model with a Wan2.1-structured VAE (4 levels, 2 resnets per level -- the structure diffusers'
-    ``convert_wan_vae_to_diffusers`` hard-codes -- at base width 4): ``omnivideo-tiny``'s own one-resnet VAE
-    has no original-format equivalent that converter could read."""
-    import dataclasses
-
-    from diffusers import AutoencoderKLWan
-
-    from omnieval.models.omnivideo.model import OmniVideoTiny
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(7)
-        vae = AutoencoderKLWan(base_dim=4).eval()
-    parts = dataclasses.replace(tiny.parts, decoder=dataclasses.replace(tiny.parts.decoder, vae=vae))
-    return OmniVideoTiny(tiny.mllm, parts, tiny.settings, seed=3)
-
-
-def test_original_t5_and_vae_files_round_trip(tiny_wan_vae, tmp_path):
+def test_original_t5_and_vae_files_round_trip(tiny, tmp_path):
     """``models_t5_umt5-xxl-enc-bf16.pth`` (Wan's umT5 names) and ``Wan2.1_VAE.pth`` (original names, read by
     diffusers' converter) + ``google/umt5-xxl/`` instead of the diffusers folders: identical outputs (tolerance 0)."""
     from omnieval.models.omnivideo.umt5_convert import WAN_T5_FILENAME
 
-    root = save_official(tmp_path, tiny_wan_vae.parts, tiny_wan_vae.mllm, original_formats=("t5", "vae"))
+    root = save_official(tmp_path, tiny.parts, tiny.mllm)  # the release's formats are the default
     wan = root / LAYOUT["wan"]
     assert not any((wan / sub).exists() for sub in ("text_encoder", "vae", "tokenizer"))
     t5 = torch.load(wan / WAN_T5_FILENAME, weights_only=True)
@@ -156,7 +138,7 @@ def test_original_t5_and_vae_files_round_trip(tiny_wan_vae, tmp_path):
             "decoder.upsamples.3.resample.1.weight", "decoder.middle.1.to_qkv.weight", "decoder.head.2.bias"} <= set(vae)
 
     loaded = get_model("omnivideo").from_args(checkpoint=str(root), route="false", think_max_new_tokens="16")
-    a, b = tiny_wan_vae.parts.decoder, loaded.parts.decoder
+    a, b = tiny.parts.decoder, loaded.parts.decoder
     for mine, theirs in ((a.text_encoder, b.text_encoder), (a.vae, b.vae)):
         ref = mine.state_dict()
         got = theirs.state_dict()
@@ -165,10 +147,15 @@ def test_original_t5_and_vae_files_round_trip(tiny_wan_vae, tmp_path):
     src = Video(np.random.default_rng(2).integers(0, 255, (9, 36, 40, 3), dtype=np.uint8))
     gen = dict(height=32, width=32, num_frames=5, num_inference_steps=2, guidance_scale=4.0)
     outs = [(m.generate_image(["a cat"], seeds=[11], **gen)[0], m.edit_video([src], ["snow"], seeds=[12], **gen)[0])
-            for m in (tiny_wan_vae, loaded)]
+            for m in (tiny, loaded)]
     for x, y in zip(*outs):
         np.testing.assert_array_equal(np.asarray(getattr(x.output, "frames", x.output)),
                                       np.asarray(getattr(y.output, "frames", y.output)))
+    # diffusers-format Wan folders (vae/, text_encoder/, tokenizer/) load to the same model
+    folders = save_official(tmp_path / "diffusers", tiny.parts, tiny.mllm, original_formats=())
+    assert (folders / LAYOUT["wan"] / "vae" / "config.json").is_file()
+    from_folders = get_model("omnivideo").from_args(checkpoint=str(folders), route="false", think_max_new_tokens="16")
+    np.testing.assert_array_equal(from_folders.generate_image(["a cat"], seeds=[11], **gen)[0].output, outs[0][0].output)
 
 
 def test_original_t5_file_errors_name_it(tiny, tmp_path):
@@ -190,5 +177,11 @@ def test_original_t5_file_errors_name_it(tiny, tmp_path):
         load_official(root)
     with pytest.raises(ValueError, match="unknown"):
         save_official(tmp_path / "x", tiny.parts, original_formats=("dit",))
+    import dataclasses
+
+    from diffusers import AutoencoderKLWan
+
+    odd_vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1)
+    odd = dataclasses.replace(tiny.parts, decoder=dataclasses.replace(tiny.parts.decoder, vae=odd_vae))
     with pytest.raises(ValueError, match="Wan2.1_VAE.pth: dim_mult, num_res_blocks differ"):
-        save_official(tmp_path / "y", tiny.parts, original_formats=("vae",))
+        save_official(tmp_path / "y", odd, original_formats=("vae",))

@@ -424,16 +424,16 @@ def weight_files(root: str | Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------------
 # writing (tests: tiny random weights in the official layout and formats)
 # ------------------------------------------------------------------------------------------------
-def save_official(root: str | Path, parts: OmniVideoParts, mllm=None, *, original_formats: Iterable[str] = ()) -> Path:
+def save_official(root: str | Path, parts: OmniVideoParts, mllm=None, *, original_formats: Iterable[str] = ("t5", "vae")) -> Path:
     """Write ``parts`` (and ``mllm`` via its ``save_pretrained``) as ``root/omni_ckpts/`` in the official formats.
 
     The Wan DiT goes twice, in original names: ``wan/wanxiang1_3b`` (config.json + safetensors) and, with the
     visual context adapter, under ``wan_model.``/``visual_context_adapter.`` in ``transformer/model.pt``
-    wrapped in ``{'module': ...}``.  VAE, umT5 and tokenizer go as diffusers/transformers folders, except those
-    named in ``original_formats``: ``"t5"`` writes Wan's ``models_t5_umt5-xxl-enc-bf16.pth`` (Wan names, the
+    wrapped in ``{'module': ...}``.  VAE and umT5 are written in the release's original formats by default;
+    leave one out of ``original_formats`` to write it as a diffusers/transformers folder instead: ``"t5"`` writes Wan's ``models_t5_umt5-xxl-enc-bf16.pth`` (Wan names, the
     tensors' own dtype -- float32 for the tiny model, although the real file is bf16) and the tokenizer as
     ``google/umt5-xxl/``; ``"vae"`` writes ``Wan2.1_VAE.pth`` (original names; needs the Wan2.1 VAE structure,
-    see :func:`diffusers_vae_to_wan` -- the tiny model's one-resnet VAE does not qualify).
+    see :func:`diffusers_vae_to_wan`; ``omnivideo-tiny``'s VAE has it, at base width 4).
     """
     from safetensors.torch import save_file
 

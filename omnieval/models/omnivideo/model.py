@@ -412,7 +412,7 @@ def tiny_config() -> dict:
         "wan": dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
                     text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
                     qk_norm="rms_norm_across_heads", rope_max_seq_len=32),
-        "vae": dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]),
+        "vae": dict(base_dim=4, z_dim=16),  # Wan2.1 structure (so it can be written as Wan2.1_VAE.pth), tiny width
         "umt5": dict(d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8),
         "uncond_lengths": {"text_emb": 6, "vlm_last_hidden_states": 9},
     }
