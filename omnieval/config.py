@@ -21,6 +21,7 @@ Example (``tasks/smoke/smoke_t2v.yaml``)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ def build(cls: type, data: Any, where: str):
         close = {k: _close(k, list(fields_)) for k in unknown}
         hints = "; ".join(f"{k!r}" + (f" (did you mean {close[k]!r}?)" if close[k] else "") for k in unknown)
         raise ConfigError(f"{where}: unknown key(s) {hints}; allowed keys: {', '.join(fields_)}")
-    hints_ = get_type_hints(cls)
+    hints_ = _type_hints(cls)
     kwargs = {}
     for key, value in data.items():
         kwargs[key] = _coerce(hints_[key], value, f"{where}.{key}")
@@ -184,6 +185,11 @@ def build(cls: type, data: Any, where: str):
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
 
 
 def _close(key: str, allowed: list[str]) -> str | None:

@@ -154,7 +154,9 @@ class Runner:
                                model_thinks=getattr(self.model_cls, "supports_think", True))
             metrics = []
             for spec in cfg.metrics:
-                cls = get_metric(spec.name)
+                t0 = time.perf_counter()
+                cls = get_metric(spec.name)  # imports the metric's module: counted as loading, like the networks
+                self.timing.load_s += time.perf_counter() - t0
                 make_options(cls.Options, spec.options, owner=f"task {cfg.task}: metric {spec.name}")
                 metrics.append((spec.label or spec.name, spec))
             plans.append(TaskPlan(cfg, docs, items, metrics))

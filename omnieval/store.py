@@ -120,6 +120,7 @@ class Store:
             raise OmniEvalError(f"output folder {self.root} is not writable: {exc.strerror}") from exc
         self._samples: dict[str, list[JsonlLog]] = {}
         self._scores: dict[str, list[JsonlLog]] = {}
+        self._verified: set[str] = set()  # artifacts whose checksum was checked (or written) by this process
 
     # -- record files ---------------------------------------------------------------------------
     def _suffix(self) -> str:
@@ -152,10 +153,11 @@ class Store:
         if rec is None:
             return None
         art = rec.get("artifact")
-        if art:
+        if art and art not in self._verified:
             path = self.root / art
             if not path.is_file() or file_sha256(path) != rec.get("artifact_sha256"):
                 return None
+            self._verified.add(art)
         return rec
 
     def save_generation(self, task: str, record: dict, output: Any) -> dict:
@@ -172,6 +174,7 @@ class Store:
             target = final.with_suffix(written.suffix)
             os.replace(written, target)
             record = dict(record, artifact=str(rel.with_suffix(written.suffix)), artifact_sha256=file_sha256(target))
+            self._verified.add(record["artifact"])
             if isinstance(output, Video):
                 record["fps"] = output.fps
         self._logs("samples", task, self._samples)[0].append(record)

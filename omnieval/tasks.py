@@ -41,9 +41,9 @@ def all_tasks(include: tuple[str, ...] = ()) -> dict[str, TaskConfig]:
     return _index(tuple(include))
 
 
-def groups(include: tuple[str, ...] = ()) -> dict[str, list[str]]:
+def groups(include: tuple[str, ...] = (), tasks: dict[str, TaskConfig] | None = None) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for cfg in all_tasks(include).values():
+    for cfg in (tasks if tasks is not None else all_tasks(include)).values():
         for g in cfg.group:
             out.setdefault(g, []).append(cfg.task)
     return out
@@ -51,7 +51,8 @@ def groups(include: tuple[str, ...] = ()) -> dict[str, list[str]]:
 
 def resolve_tasks(names: list[str] | tuple[str, ...], include: tuple[str, ...] = ()) -> list[TaskConfig]:
     """Task and group names -> task configs (groups expanded, order kept, duplicates dropped)."""
-    tasks, grp = all_tasks(include), groups(include)
+    tasks = all_tasks(include)
+    grp = groups(tasks=tasks)
     out: dict[str, TaskConfig] = {}
     for name in names:
         if name in tasks:
