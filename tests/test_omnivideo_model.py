@@ -142,3 +142,13 @@ def test_bad_requests_are_clear(tiny):
         tiny.edit_image([np.zeros((4, 4), np.uint8)], ["x"], seeds=[0])
     with pytest.raises(ConfigError, match="seeds"):
         tiny.generate_image(["a", "b"], seeds=[0])
+
+
+def test_identity_records_the_think_template_text():
+    from omnieval.models.omnivideo.chat import DEFAULT_THINK_TEMPLATE
+
+    cls = get_model("omnivideo-tiny")
+    default = cls.identity_from_args()
+    assert default.args["think_template"] == DEFAULT_THINK_TEMPLATE
+    custom = cls.identity_from_args(think_template="Rewrite: {prompt}")
+    assert custom.args["think_template"] == "Rewrite: {prompt}" and custom.key() != default.key()

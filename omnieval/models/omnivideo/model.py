@@ -157,8 +157,11 @@ class OmniVideoBase(Model):
     @classmethod
     def identity_from_args(cls, **kwargs: Any) -> ModelIdentity:
         """Identity over the *resolved* settings, so defaults are recorded and spelled-out defaults match."""
+        from omnieval.models.omnivideo.chat import DEFAULT_THINK_TEMPLATE
+
         settings, rest = Settings.parse(kwargs)
         full = {**rest, **{k: v for k, v in dataclasses.asdict(settings).items() if k != "device"}}
+        full["think_template"] = settings.think_template or DEFAULT_THINK_TEMPLATE  # the text used, not "default"
         return super().identity_from_args(**full)
 
     def _place(self, device: str) -> None:
