@@ -2,7 +2,10 @@
 
 Parity notes: the sampler check compares against Wan's FlowUniPC schedule formula (exact, 0 tolerance on
 timesteps, 1e-6 on sigmas); the adapters/vision head use torch's ``nn.Transformer`` with the official
-parameter names, checked by key names and shapes.
+parameter names, checked by key names and shapes.  The condition-sequence, null-branch and noise tests pin
+behaviour that was compared once against the OV1 code (``OmniVideoMixedConditionModel.forward`` /
+``OmniVideoX2XUnified.generate``, same weights: vision head, adapters and contexts exactly equal, sampled
+latents within 1.3e-6 relative); the checks here are hand-computable and do not need that code.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from omnieval.media import Video
 from omnieval.models.base import Generation
 from omnieval.models.omnivideo.adapter import DMAdapter, VisualContextAdapter, adapt_visual_tokens
 from omnieval.models.omnivideo.conditioning import build_context, pad_contexts
-from omnieval.models.omnivideo.decoder import combine_guidance, make_scheduler, to_uint8
+from omnieval.models.omnivideo.decoder import combine_guidance, initial_noise, make_scheduler, to_uint8
 from omnieval.models.omnivideo.vision_head import QueryTransformerConfig, VisionHead
 from omnieval.registry import get_model
 
@@ -104,6 +107,50 @@ def test_condition_sequence_order_truncation_and_padding():
     assert plain[:, 0].tolist() == [20, 20, 20, 30, 30]
     padded = pad_contexts([ctx, plain], 16)
     assert padded.shape == (2, 16, 4) and padded[1, 5:].abs().sum() == 0
+    # a special-token dict without <img_st>/<img_ed>: the official code drops the visual part, keeps the others
+    no_img = {k: v for k, v in special.items() if not k.startswith("<img")}
+    ctx = build_context(adapter_tokens=ada, prompt_emb=txt, visual_tokens=vis, special=no_img, max_len=100)
+    assert ctx[:, 0].tolist() == [3, 20, 20, 20, 4, 5, 30, 30, 6]
+    only_img = {k: v for k, v in special.items() if k.startswith("<img")}
+    ctx = build_context(adapter_tokens=ada, prompt_emb=txt, visual_tokens=vis, special=only_img, max_len=100)
+    assert ctx[:, 0].tolist() == [1, 10, 10, 2, 20, 20, 20, 30, 30]
+
+
+def test_null_branch_keeps_edit_source_and_uses_stored_uncond(tiny, monkeypatch):
+    """Official generate(): the null context is [<img_st> same visual tokens <img_ed>] [<ipl_st> adapter(vision head(
+    stored null hidden states)) <ipl_ed>] [<prp_st> stored umT5 null embedding <prp_ed>], zero-padded to max_context_len."""
+    p, seen = tiny.parts, {}
+    monkeypatch.setattr(p.decoder, "sample", lambda cond, null, **kw: seen.update(cond=cond, null=null, kw=kw) or
+                        torch.zeros(kw["shape"]))
+    tiny.edit_image([np.zeros((40, 50, 3), np.uint8)], ["blue"], seeds=[4])
+    cond, null, sp = seen["cond"], seen["null"], p.special_tokens
+    assert cond.shape == null.shape == (p.max_context_len, sp["<img_st>"].shape[1])
+    n_vis = (32 // 8 // 4) ** 2  # 32x32 output -> 4x4 latent -> (1, 4, 4) patches
+    n_ada = p.adapter.config.num_queries  # image: the first vision token only
+    torch.testing.assert_close(cond[: n_vis + 2], null[: n_vis + 2], rtol=0, atol=0)
+    assert torch.equal(null[0], sp["<img_st>"][0]) and torch.equal(null[n_vis + 1], sp["<img_ed>"][0])
+    start = n_vis + 2
+    assert torch.equal(null[start], sp["<ipl_st>"][0]) and torch.equal(null[start + n_ada + 1], sp["<ipl_ed>"][0])
+    with torch.no_grad():
+        expect = adapt_visual_tokens(p.adapter, p.vision_head(p.uncond.vlm_hidden_states), True)[0]
+    torch.testing.assert_close(null[start + 1: start + 1 + n_ada], expect)
+    start += n_ada + 2
+    n_txt = p.uncond.text_emb.shape[0]
+    torch.testing.assert_close(null[start: start + n_txt + 2], torch.cat([sp["<prp_st>"], p.uncond.text_emb, sp["<prp_ed>"]]))
+    assert null[start + n_txt + 2:].abs().sum() == 0
+    assert seen["kw"]["noise_device"] == "model" and seen["kw"]["guidance_form"] == "official"
+
+
+def test_initial_noise_is_the_official_seeded_draw():
+    """Official: torch.randn(shape, float32, device, generator=torch.Generator(device).manual_seed(seed))."""
+    expect = torch.randn((16, 2, 3, 4), generator=torch.Generator("cpu").manual_seed(1818), dtype=torch.float32)
+    assert torch.equal(initial_noise((16, 2, 3, 4), 1818, "cpu"), expect)
+    assert not torch.equal(initial_noise((16, 2, 3, 4), 1819, "cpu"), expect)
+    cls = get_model("omnivideo-tiny")
+    assert cls.identity_from_args().args["noise_device"] == "model"
+    assert cls.identity_from_args(noise_device="cpu").key() != cls.identity_from_args().key()
+    with pytest.raises(ConfigError, match="noise_device"):
+        cls.from_args(noise_device="gpu")
 
 
 def test_adapter_image_video_rule_and_official_names():
@@ -152,3 +199,11 @@ def test_identity_records_the_think_template_text():
     assert default.args["think_template"] == DEFAULT_THINK_TEMPLATE
     custom = cls.identity_from_args(think_template="Rewrite: {prompt}")
     assert custom.args["think_template"] == "Rewrite: {prompt}" and custom.key() != default.key()
+
+
+def test_identity_depends_on_the_noise_generator_device_only_when_it_matters():
+    cls = get_model("omnivideo-tiny")
+    assert cls.identity_from_args(device="cpu").key() != cls.identity_from_args(device="cuda:1").key()
+    assert cls.identity_from_args(device="cuda:0").key() == cls.identity_from_args(device="cuda:1").key()
+    assert (cls.identity_from_args(device="cpu", noise_device="cpu").key()
+            == cls.identity_from_args(device="cuda", noise_device="cpu").key())

@@ -6,9 +6,10 @@ Per sample, in this order (OV1 ``OmniVideoMixedConditionModel.forward``)::
     <ipl_st> adapter tokens <ipl_ed>             # DMAdapter(VisionHead(MLLM hidden states)): 256 image / 1024 video
     <prp_st> umT5(prompt) <prp_ed>               # umT5 embedding trimmed to the prompt's tokens
 
-The delimiters are the embeddings stored in ``special_tokens/tokens.pkl``; a part whose delimiter pair is
-missing is concatenated without delimiters, and with no special-token dict at all the parts are simply
-concatenated (both as the official code).  The result is cut to ``max_context_len`` (2560) tokens, then
+The delimiters are the embeddings stored in ``special_tokens/tokens.pkl``.  With no special-token dict at all
+the parts are simply concatenated.  With a dict that lacks a pair, the official code concatenates the adapter or
+umT5 part without delimiters but **drops** the visual-context part (it is only added between ``<img_st>`` and
+``<img_ed>``); this module does the same (checked against OV1 ``OmniVideoMixedConditionModel.forward``).  The result is cut to ``max_context_len`` (2560) tokens, then
 zero-padded to ``max_context_len`` -- the official model sets Wan's ``text_len`` to ``max_context_len`` and
 Wan pads every context with zeros to ``text_len`` before its text embedding (no attention mask).
 
@@ -19,6 +20,7 @@ visual tokens are **kept**.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +28,7 @@ import torch
 from omnieval.errors import MissingWeightsError
 
 SPECIAL_TOKENS = ("<img_st>", "<img_ed>", "<ipl_st>", "<ipl_ed>", "<prp_st>", "<prp_ed>")
+log = logging.getLogger(__name__)
 UNCOND_KEYS = ("text_emb_siglip2", "text_emb", "vlm_last_hidden_states")
 
 
@@ -75,11 +78,14 @@ def check_special_tokens(tokens: dict, *, what: str, width: int) -> dict[str, to
     return out
 
 
-def _wrap(parts: list[torch.Tensor], item: torch.Tensor, special: dict[str, torch.Tensor] | None, st: str, ed: str) -> None:
+def _wrap(parts: list[torch.Tensor], item: torch.Tensor, special: dict[str, torch.Tensor] | None, st: str, ed: str,
+          *, delimiters_required: bool = False) -> None:
     if special is not None and st in special and ed in special:
         parts.extend([special[st].to(item), item, special[ed].to(item)])
-    else:
+    elif special is None or not delimiters_required:
         parts.append(item)
+    else:
+        log.warning("special tokens lack %s/%s: the part they delimit is left out of the context (as the official code)", st, ed)
 
 
 def build_context(
@@ -93,7 +99,7 @@ def build_context(
     """One sample's context ``[<= max_len, D]`` (order and delimiters as the module docstring)."""
     parts: list[torch.Tensor] = []
     if visual_tokens is not None:
-        _wrap(parts, visual_tokens, special, "<img_st>", "<img_ed>")
+        _wrap(parts, visual_tokens, special, "<img_st>", "<img_ed>", delimiters_required=True)
     if adapter_tokens is not None:
         _wrap(parts, adapter_tokens, special, "<ipl_st>", "<ipl_ed>")
     if prompt_emb is not None:

@@ -5,8 +5,10 @@ Parts: ``WanTransformer3DModel`` (DiT), ``AutoencoderKLWan`` (3D causal VAE, str
 
 Conventions, all as OV1 ``OmniVideoX2XUnified.generate`` / ``generate.py``:
 
-* Noise: ``torch.randn([16, (F-1)//4+1, H//8, W//8], generator=torch.Generator().manual_seed(seed))``
-  in float32, one generator per sample (CPU generator: identical numbers on any device).
+* Noise: ``torch.randn([16, (F-1)//4+1, H//8, W//8], generator=torch.Generator(device).manual_seed(seed))``
+  in float32, one generator per sample.  ``noise_device="model"`` (default) draws it on the decoder's device,
+  as the official ``generate`` (``torch.Generator(device=self.device)``), so a CUDA run reproduces the official
+  noise for a seed; ``"cpu"`` draws it on the CPU (the same numbers on any device, not the official ones on CUDA).
 * Sampler: diffusers ``UniPCMultistepScheduler`` (flow prediction, order 2, bh2, final sigma 0) given Wan's
   ``FlowUniPCMultistepScheduler`` sigmas explicitly: ``linspace(0.999, 0, steps+1)[:-1]`` shifted by
   ``shift * s / (1 + (shift-1) * s)`` (``sample_shift`` 5.0); timesteps ``int64(1000 * sigma)``.
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 GuidanceForm = Literal["official", "textbook"]
+NoiseDevice = Literal["model", "cpu"]
 #: Wan's FlowUniPC sigma_max: float32(1 - 1/num_train_timesteps); sigma_min is 0
 WAN_SIGMA_MAX = float(np.float32(1 - 1 / 1000))
 
@@ -57,6 +60,12 @@ def combine_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float, for
     if form == "textbook":
         return uncond + scale * (cond - uncond)
     raise ValueError(f"unknown guidance form {form!r} (use 'official' or 'textbook')")
+
+
+def initial_noise(shape: tuple[int, ...], seed: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Float32 standard-normal noise from a generator on ``device`` seeded with ``seed`` (official convention)."""
+    generator = torch.Generator(device).manual_seed(int(seed))
+    return torch.randn(shape, generator=generator, dtype=torch.float32, device=generator.device)
 
 
 def clean_prompt(text: str) -> str:
@@ -159,10 +168,10 @@ class WanDecoder:
         guidance_scale: float,
         shift: float = 5.0,
         guidance_form: GuidanceForm = "official",
+        noise_device: NoiseDevice = "model",
     ) -> torch.Tensor:
         """Denoise one sample.  Contexts are ``[text_len', D]`` (already padded); returns latents ``[z, f, h, w]``."""
-        generator = torch.Generator("cpu").manual_seed(int(seed))
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32)
+        latents = initial_noise(shape, seed, self.device if noise_device == "model" else "cpu").cpu()
         sched = make_scheduler(steps, shift)
         contexts = torch.stack([cond_context, null_context]).to(self.device, self.dtype)
         for t in sched.timesteps:

@@ -78,6 +78,7 @@ class Settings:
     """Model arguments that change outputs (all recorded in the model identity)."""
 
     guidance_form: str = "official"
+    noise_device: str = "model"  # "model": initial noise drawn on `device` (official); "cpu": device-independent
     sample_shift: float = 5.0
     think_template: str | None = None  # None: the MLLM's default template
     think_max_new_tokens: int = 256
@@ -109,6 +110,8 @@ class Settings:
         settings = cls(**values)
         if settings.guidance_form not in ("official", "textbook"):
             raise ConfigError(f"omnivideo: guidance_form must be 'official' or 'textbook', got {settings.guidance_form!r}")
+        if settings.noise_device not in ("model", "cpu"):
+            raise ConfigError(f"omnivideo: noise_device must be 'model' or 'cpu', got {settings.noise_device!r}")
         if settings.think_umt5 not in ("rewritten", "original"):
             raise ConfigError(f"omnivideo: think_umt5 must be 'rewritten' or 'original', got {settings.think_umt5!r}")
         if settings.dtype not in ("float32", "bfloat16", "float16"):
@@ -162,6 +165,8 @@ class OmniVideoBase(Model):
         settings, rest = Settings.parse(kwargs)
         full = {**rest, **{k: v for k, v in dataclasses.asdict(settings).items() if k != "device"}}
         full["think_template"] = settings.think_template or DEFAULT_THINK_TEMPLATE  # the text used, not "default"
+        if settings.noise_device == "model":  # seeded noise then depends on the device type (CPU vs CUDA RNG)
+            full["noise_generator"] = str(settings.device).split(":")[0]
         return super().identity_from_args(**full)
 
     def _place(self, device: str) -> None:
@@ -274,6 +279,7 @@ class OmniVideoBase(Model):
                 ctx[0], ctx[1], shape=p.decoder.latent_shape(size.num_frames, size.height, size.width), seed=seed,
                 steps=size.steps, guidance_scale=size.guidance, shift=self.settings.sample_shift,
                 guidance_form=self.settings.guidance_form,  # type: ignore[arg-type]
+                noise_device=self.settings.noise_device,  # type: ignore[arg-type]
             )
             frames = to_uint8(p.decoder.decode(latents), image=not is_video)
         output = Video(frames, fps=size.fps) if is_video else frames[0]
