@@ -10,9 +10,14 @@ Conventions (``vbench/imaging_quality.py``, VBench 0.1.5):
   divides only the aggregate, so its per-video values are 0-100: Vchitect/VBench#28); the dimension: the mean
   over videos (identical to VBench's aggregate).
 
-The MUSIQ network comes from ``pyiqa`` (``pyiqa.archs.musiq_arch.MUSIQ``), which is not installed here (it pins
-an old numpy/transformers); without it the metric fails when created, naming the package.  A ``scorer``
-callable (``1 x 3 x H x W`` tensor in [0, 1] -> score 0-100) may be given instead.
+Network: ``pyiqa``'s ``MUSIQ`` (``pyiqa.archs.musiq_arch``) in VBench's configuration (``num_class=1``, the
+defaults: patch 32, hidden 384, 14 layers, scales 224 and 384 plus the original resolution; MUSIQ normalises to
+[-1, 1] and cuts the multi-scale patches itself in eval mode; VBench only sets ``model.training = False``, which
+equals ``eval()`` because every MUSIQ dropout / drop-path rate is 0). ``pip install --no-deps pyiqa`` (0.1.16 works
+with torch 2.14 / numpy 2 / transformers 5; its arch code is the same as in 0.1.10). Unlike VBench (pyiqa's
+``load_pretrained_network`` unpickles with ``weights_only=False``), the checkpoint is read with
+``weights_only=True`` (``module.`` prefixes stripped, strict load). Without pyiqa the metric fails when created,
+naming the package. A ``scorer`` callable (``1 x 3 x H x W`` tensor in [0, 1] -> score 0-100) may be given instead.
 """
 from __future__ import annotations
 
@@ -22,10 +27,10 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from omnieval.errors import ConfigError
+from omnieval.errors import ConfigError, OmniEvalError
 from omnieval.media import Video
 from omnieval.metrics.base import MetricInput
-from omnieval.metrics.vbench.common import VBenchDimensionMetric, default_device
+from omnieval.metrics.vbench.common import VBenchDimensionMetric, default_device, load_state_dict
 from omnieval.metrics.vbench.consistency import frames_tensor
 from omnieval.metrics.vbench.semantic_dims import _NetworkMixin
 from omnieval.registry import register_metric
@@ -61,12 +66,24 @@ def imaging_quality_video(frames: np.ndarray, scorer: Scorer, mode: str = "longe
     return float(np.mean(scores)) / 100.0
 
 
-def musiq_scorer(path: str | os.PathLike, device: str = "cpu") -> Scorer:
-    """pyiqa's MUSIQ with the SPAQ checkpoint (pyiqa loads it with ``torch.load``)."""
+def musiq_network(path: str | os.PathLike):
+    """pyiqa's MUSIQ as VBench builds it (``MUSIQ(pretrained_model_path=...)``, i.e. one output), in eval mode,
+    with the weights of ``path`` loaded safely (see the module docstring)."""
     from pyiqa.archs.musiq_arch import MUSIQ
 
-    model = MUSIQ(pretrained_model_path=str(path)).to(device)
-    model.training = False
+    state = load_state_dict(path)
+    model = MUSIQ(pretrained=False, num_class=1)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise OmniEvalError(f"weights {path} do not fit pyiqa's MUSIQ (num_class=1): {first}") from exc
+    return model.eval()
+
+
+def musiq_scorer(path: str | os.PathLike, device: str = "cpu") -> Scorer:
+    """:func:`musiq_network` on ``device`` as a :data:`Scorer`."""
+    model = musiq_network(path).to(device)
     return lambda x: model(x.to(device))
 
 
@@ -89,7 +106,7 @@ class ImagingQuality(_NetworkMixin, VBenchDimensionMetric):
     Options = ImagingQualityOptions
     weights: ClassVar[tuple[str, ...]] = ("vbench_musiq_spaq",)
     network_kw = "scorer"
-    package = ("pyiqa", "MUSIQ network: pip install pyiqa")
+    package = ("pyiqa", "MUSIQ network: pip install --no-deps pyiqa")
 
     def __init__(self, scorer: Scorer | None = None, **options: Any):
         super().__init__(**options)

@@ -35,8 +35,9 @@ Frames before the detector: VBench's ``'middle'`` 16 frames; if the short side e
 
 Networks that cannot run on this machine fail when the metric is created, with one line naming the missing
 package or weight: GRiT needs ``detectron2`` (not on PyPI) and the ``vbench_grit`` weight; Tag2Text needs
-``fairscale`` and ``vbench_tag2text``; UMT needs ``vbench_umt_l16``.  Any of the metrics accepts
-``detector=`` / ``captioner=`` / ``classifier=`` (a callable, see :class:`Detection`) instead of the network.
+``fairscale``, ``vbench_tag2text`` and transformers 4.x (see :func:`tag2text_module`); UMT needs
+``vbench_umt_l16``.  Any of the metrics accepts ``detector=`` / ``captioner=`` / ``classifier=`` (a callable, see
+:class:`Detection`) instead of the network.
 """
 from __future__ import annotations
 
@@ -263,15 +264,34 @@ def kinetics_400_names() -> list[str]:
     return [names[i] for i in range(len(names))]
 
 
+def tag2text_module():
+    """vbench's Tag2Text code (``vbench.third_party.tag2Text.tag2text``), or a one-line error saying why not.
+
+    It cannot run with transformers 5: vbench's ``med.py`` imports helpers removed from
+    ``transformers.modeling_utils`` (``apply_chunking_to_forward``, ``find_pruneable_heads_and_indices``,
+    ``prune_linear_layer``), its caption decoder relies on ``PreTrainedModel.generate`` (gone in transformers 5)
+    and ``init_tokenizer`` uses ``additional_special_tokens_ids``.  Building it also loads ``bert-base-uncased``
+    (tokenizer and weights) from the HF hub, so those must be in the HF cache."""
+    import importlib
+
+    try:
+        return importlib.import_module("vbench.third_party.tag2Text.tag2text")
+    except ImportError as exc:
+        raise OmniEvalError(
+            f"vbench_scene: vbench's Tag2Text cannot be imported ({exc}); it needs vbench, fairscale and "
+            "transformers 4.x (vbench pins 4.33.2), plus bert-base-uncased in the HF cache"
+        ) from exc
+
+
 def tag2text_captioner(path: str | os.PathLike, device: str = "cpu") -> Captioner:
     """vbench's Tag2Text Swin-B (384) as a :data:`Captioner`.  Needs fairscale; Tag2Text unpickles its weights.
-    Frames are resized to 384x384 with PIL bilinear (VBench lets decord resize while decoding)."""
+    Frames are resized to 384x384 with PIL bilinear (VBench lets decord's ffmpeg ``scale`` filter resize while
+    decoding; the two differ by at most 1 grey level, mean 0.22, on a 64 -> 384 upsample)."""
     import torch
     import torchvision.transforms.functional as TF
     from PIL import Image
 
-    tag2text = import_vbench("vbench.third_party.tag2Text.tag2text")
-    model = tag2text.tag2text_caption(pretrained=str(path), image_size=384, vit="swin_b").eval().to(device)
+    model = tag2text_module().tag2text_caption(pretrained=str(path), image_size=384, vit="swin_b").eval().to(device)
 
     def caption(frames: np.ndarray) -> list[str]:
         x = torch.stack([
@@ -410,11 +430,13 @@ class Scene(_NetworkMixin, PooledDimensionMetric):
     weights: ClassVar[tuple[str, ...]] = ("vbench_tag2text",)
     needs: ClassVar[tuple[str, ...]] = ("output", "doc")
     network_kw = "captioner"
-    package = ("fairscale", "Tag2Text captioner: pip install fairscale")
+    package = ("fairscale", "Tag2Text captioner: pip install --no-deps fairscale; Tag2Text also needs transformers 4.x")
 
     def __init__(self, captioner: Captioner | None = None, **options: Any):
         super().__init__(**options)
         self._init_network(captioner)
+        if captioner is None:
+            tag2text_module()  # fail at creation, not at the first video
 
     def build(self, path) -> Captioner:
         return tag2text_captioner(path, default_device())
