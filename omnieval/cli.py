@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output_path", required=True)
     score.add_argument("--log_samples", action="store_true")
 
+    ex = sub.add_parser("export", help="copy a run's media out in another tool's naming (e.g. VBench's)")
+    ex.add_argument("--output_path", required=True, help="a folder written by `omnieval run`")
+    ex.add_argument("--task", required=True)
+    ex.add_argument("--format", default="vbench", choices=("vbench",))
+    ex.add_argument("--dest", required=True, help="destination folder")
+
     ls = sub.add_parser("ls", help="list tasks, models or metrics")
     ls.add_argument("what", choices=("tasks", "models", "metrics", "groups"))
     ls.add_argument("--include_path", action="append", default=[])
@@ -59,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from omnieval.errors import OmniEvalError
 
     try:
-        return {"run": cmd_run, "score": cmd_score, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
+        return {"run": cmd_run, "score": cmd_score, "export": cmd_export, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
                 "weights": cmd_weights}[args.command](args)
     except OmniEvalError as exc:
         print(f"omnieval: error: {exc}", file=sys.stderr)
@@ -116,22 +122,34 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_score(args) -> int:
+def _saved_runner(output_path: str, **overrides):
+    """A Runner for a folder written by `omnieval run` (its saved run_config.json), never loading the model."""
     from omnieval.config import RunConfig
     from omnieval.errors import OmniEvalError
     from omnieval.runner import Runner
 
-    path = Path(args.output_path) / "run_config.json"
+    path = Path(output_path) / "run_config.json"
     if not path.is_file():
-        raise OmniEvalError(f"{path} not found: `omnieval score` needs a folder written by `omnieval run`")
+        raise OmniEvalError(f"{path} not found: this needs a folder written by `omnieval run`")
     raw = json.loads(path.read_text())
-    raw.update(predict_only=False, rank=0, world_size=1, log_samples=args.log_samples or raw.get("log_samples", False))
+    raw.update(predict_only=False, rank=0, world_size=1, **overrides)
     for key in ("tasks", "include_path"):
         raw[key] = tuple(raw.get(key) or ())
-    run = RunConfig(**raw)
-    runner = Runner(run)
+    return Runner(RunConfig(**raw))
+
+
+def cmd_score(args) -> int:
+    runner = _saved_runner(args.output_path, **({"log_samples": True} if args.log_samples else {}))
     data = runner.execute(generate=False)
-    _finish(runner, data, run.log_samples)
+    _finish(runner, data, runner.run.log_samples)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from omnieval.export import export_run
+
+    written = export_run(_saved_runner(args.output_path), args.task, Path(args.dest), args.format)
+    print(f"exported {len(written)} files to {args.dest}")
     return 0
 
 

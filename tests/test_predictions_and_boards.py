@@ -106,3 +106,26 @@ def test_published_rows_are_in_fractions_and_named_like_our_results():
     assert rows[("geneval", "Omni-Video", "overall")] == pytest.approx(0.75)
     assert board_name("vbench_subject_consistency/subject_consistency") == "subject_consistency"
     assert board_name("vbench_total") == "total" and board_name("overall") == "overall"
+
+
+def test_export_in_vbench_naming_and_score_a_vbench_style_folder(tmp_path, tasks_dir, capsys):
+    out = tmp_path / "out"
+    run = ["--tasks", "h_t2i", "--think", "both", "--include_path", str(tasks_dir)]
+    assert main(["run", "--model", "fake-test", "--output_path", str(out), *run]) == 0
+    dest = tmp_path / "vbench_folder"
+    assert main(["export", "--output_path", str(out), "--task", "h_t2i", "--dest", str(dest)]) == 0
+    assert (dest / "a red ball number 3-1.png").is_file() and (dest / "think" / "a red ball number 0-0.png").is_file()
+    assert len(list(dest.glob("*.png"))) == 8
+    again = tmp_path / "again"
+    assert main(["run", "--model", "predictions", "--model_args", f"path={dest},naming=vbench,think_path={dest / 'think'}",
+                 "--output_path", str(again), *run]) == 0
+    original = json.loads((out / "results.json").read_text())["results"]
+    rescored = json.loads((again / "results.json").read_text())["results"]
+    # same values up to summation order (items are folded in key order, and keys include the model identity)
+    assert {k: v["brightness"]["value"] for k, v in rescored.items()} == pytest.approx(
+        {k: v["brightness"]["value"] for k, v in original.items()}, rel=1e-12)
+    (dest / "a red ball number 3-1.png").unlink()
+    assert main(["run", "--model", "predictions", "--model_args", f"path={dest},naming=vbench,think_path={dest / 'think'}",
+                 "--output_path", str(tmp_path / "x"), *run]) == 2
+    err = capsys.readouterr().err
+    assert "no 'a red ball number 3'-1.mp4 in the VBench-style path folder for task h_t2i doc p3 sample 1" in err

@@ -18,6 +18,11 @@ Two ways to say which file answers which request (``--model_args path=DIR[,manif
   prompt agree (spaces and ``/`` compared as ``_``, since file names cannot hold ``/``).  If several files
   match (several timestamps), the newest is used and the choice is recorded in the sample info.
 
+``naming=vbench``: a VBench-style folder of ``{prompt}-{index}.mp4`` files (what VBench's own sampling
+scripts write, and what ``omnieval export --format vbench`` writes).  A request matches the file whose name
+gives its prompt (``/`` cannot occur in file names) and its sample index.  Think-on outputs, if any, come from
+a second such folder, ``think_path=DIR``.
+
 A request with no matching file is an error naming the doc, sample and think mode, so nothing is silently
 scored on a subset.
 """
@@ -49,8 +54,9 @@ def _norm_prompt(text: str) -> str:
 class Predictions(Model):
     capabilities = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
 
-    def __init__(self, path: str, manifest: str | None = None, naming: str = "manifest", **kwargs: Any):
-        super().__init__(path=path, manifest=manifest, naming=naming, **kwargs)
+    def __init__(self, path: str, manifest: str | None = None, naming: str = "manifest", think_path: str | None = None,
+                 **kwargs: Any):
+        super().__init__(path=path, manifest=manifest, naming=naming, think_path=think_path, **kwargs)
         self.root = Path(path)
         if not self.root.is_dir():
             raise ConfigError(f"predictions: folder not found: {self.root}")
@@ -59,8 +65,11 @@ class Predictions(Model):
         elif naming == "official":
             self.entries = {}
             self.official = self._scan_official()
+        elif naming == "vbench":
+            self.entries = {}
+            self.vbench = {"off": _scan_vbench(self.root), "on": _scan_vbench(Path(think_path)) if think_path else {}}
         else:
-            raise ConfigError(f"predictions: naming must be 'manifest' or 'official', got {naming!r}")
+            raise ConfigError(f"predictions: naming must be 'manifest', 'official' or 'vbench', got {naming!r}")
         self.naming = naming
 
     @classmethod
@@ -108,6 +117,12 @@ class Predictions(Model):
             path = Path(rec["file"])
             path = path if path.is_absolute() else Path(rec["__base__"]) / path
             return Generation(read_media(path), {"source_file": str(path)})
+        if self.naming == "vbench":
+            path = self.vbench[mode].get((prompt, index))
+            if path is None:
+                where = "think_path" if think else "path"
+                raise MediaError(f"predictions: no {prompt[:60]!r}-{index}.mp4 in the VBench-style {where} folder for {what}")
+            return Generation(read_media(path), {"source_file": str(path)})
         kind, want = OFFICIAL_KIND.get(capability), _norm_prompt(prompt)
         matches = [e for e in self.official if e["task"] == kind and int(e["seed"]) == seed and _norm_prompt(e["prompt"]) == want]
         if not matches:
@@ -141,6 +156,20 @@ class Predictions(Model):
 
     def edit_video(self, videos, instructions, think=False, **gen):
         return self._answer(instructions, think, gen, "edit_video", True)
+
+
+def _scan_vbench(folder: Path) -> dict[tuple[str, int], Path]:
+    from omnieval.metrics.vbench.naming import parse_filename
+
+    if not folder.is_dir():
+        raise ConfigError(f"predictions: folder not found: {folder}")
+    found = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".png", ".jpg"):
+            prompt, index = parse_filename(p.name)
+            if index is not None:
+                found[(prompt, index)] = p
+    return found
 
 
 def _think(value) -> str:
