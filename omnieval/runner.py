@@ -79,8 +79,9 @@ def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
         raise ConfigError(f"task {cfg.task}: prompt_template uses field {exc.args[0]!r}, missing in doc {doc.id}") from exc
 
 
-def format_choices(choices) -> str:  # noqa: D401 - template fields: {choices_text} lettered, {choices_lines} as given
-    """``["x", "y"]`` or ``{"A": "x", "B": "y"}`` -> ``"(A) x\\n(B) y"`` (MVBench-style option list)."""
+def format_choices(choices) -> str:
+    """``["x", "y"]`` or ``{"A": "x", "B": "y"}`` -> ``"(A) x\\n(B) y"`` (MVBench-style option list; the template
+    field ``{choices_text}``).  ``{choices_lines}`` is the options as given, one per line (Video-MME style)."""
     if isinstance(choices, dict):
         pairs = list(choices.items())
     else:
@@ -125,10 +126,9 @@ def _num_samples(cfg: TaskConfig, doc: Doc) -> int:
 class Runner:
     """Runs (or re-scores) one output folder.  See the module docstring."""
 
-    def __init__(self, run: RunConfig, *, progress: bool = True, log=print):
+    def __init__(self, run: RunConfig, *, progress: bool = True):
         self.run = run
         self.progress = progress and sys.stderr.isatty()
-        self.log = log
         self.counters = Counters()
         self.timing = Timing()
         self.store = Store(run.output_path, rank=run.rank, world_size=run.world_size)
