@@ -313,3 +313,28 @@ def test_imaging_quality_preprocessing_and_scale():
     metric = quality_dims.ImagingQuality(scorer=lambda x: torch.tensor(40.0) + 20 * x.mean())
     metric.update([MetricInput(item_id="v", output=Video(frames[:, :64, :64]))])
     assert metric.compute() == {"imaging_quality": pytest.approx(0.6)}
+
+
+def test_umt_classifier_builds_vbench_network_and_rejects_partial_checkpoints(tmp_path, monkeypatch):
+    """The real loader path of human_action on a narrow/shallow version of vbench's own UMT VisionTransformer
+    (vit_large_patch16_224 at real size is a 1.2 GB checkpoint): vbench's constructor must accept our
+    arguments, a full checkpoint must load, and one that leaves weights random must be refused."""
+    import torch
+
+    finetune = semantic_dims.import_vbench("vbench.third_party.umt.models.modeling_finetune")
+
+    def small(pretrained=False, **kwargs):
+        return finetune.VisionTransformer(patch_size=16, embed_dim=32, depth=1, num_heads=2, qkv_bias=True, **kwargs)
+
+    monkeypatch.setattr(finetune, "vit_large_patch16_224", small)
+    torch.manual_seed(0)
+    state = small(**semantic_dims.UMT_KWARGS).state_dict()
+    full = tmp_path / "umt.pth"
+    torch.save(state, full)
+    classify = semantic_dims.umt_classifier(full)
+    probs, names = classify(np.random.default_rng(0).integers(0, 255, (16, 64, 64, 3), dtype=np.uint8))
+    assert len(probs) == len(names) == 5 and all(0 <= p <= 1 for p in probs) and all(isinstance(n, str) for n in names)
+    partial = tmp_path / "partial.pth"
+    torch.save({k: v for k, v in state.items() if not k.startswith("head")}, partial)
+    with pytest.raises(MissingWeightsError, match="partial.pth: not a UMT-L/16"):
+        semantic_dims.umt_classifier(partial)

@@ -48,7 +48,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
-from omnieval.errors import MediaError, OmniEvalError
+from omnieval.errors import MediaError, MissingWeightsError, OmniEvalError
 from omnieval.media import Video
 from omnieval.metrics.base import MetricInput
 from omnieval.metrics.vbench.common import Skip, VBenchDimensionMetric, auxiliary_info, default_device, import_vbench, load_state_dict
@@ -229,17 +229,23 @@ def grit_detector(path: str | os.PathLike, task: str, device: str = "cpu") -> De
     return detect
 
 
+#: vbench human_action's model arguments (timm's create_model drops None-valued ones, so none are passed here)
+UMT_KWARGS = dict(num_classes=400, all_frames=16, tubelet_size=1, use_learnable_pos_emb=False, fc_drop_rate=0.0,
+                  drop_rate=0.0, drop_path_rate=0.2, attn_drop_rate=0.0, use_checkpoint=False, checkpoint_num=16,
+                  use_mean_pooling=True, init_scale=0.001)
+
+
 def umt_classifier(path: str | os.PathLike, device: str = "cpu") -> Classifier:
     """vbench's UMT-L/16 (Kinetics-400 head) as a :data:`Classifier` returning the top-5 sigmoid probabilities."""
     import torch
 
     finetune = import_vbench("vbench.third_party.umt.models.modeling_finetune")
-    model = finetune.vit_large_patch16_224(
-        pretrained=False, num_classes=400, all_frames=16, tubelet_size=1, use_learnable_pos_emb=False, fc_drop_rate=0.0,
-        drop_rate=0.0, drop_path_rate=0.2, attn_drop_rate=0.0, drop_block_rate=None, use_checkpoint=False,
-        checkpoint_num=16, use_mean_pooling=True, init_scale=0.001,
-    )
-    model.load_state_dict(load_state_dict(path), strict=False)
+    model = finetune.vit_large_patch16_224(pretrained=False, **UMT_KWARGS)
+    # vbench loads with strict=False; a checkpoint that leaves weights random must not pass silently
+    missing = model.load_state_dict(load_state_dict(path), strict=False).missing_keys
+    if missing:
+        raise MissingWeightsError(f"{path}: not a UMT-L/16 Kinetics-400 checkpoint ({len(missing)} weights missing, "
+                                  f"e.g. {missing[0]})")
     model = model.eval().to(device)
     names = kinetics_400_names()
 
