@@ -1,9 +1,7 @@
-"""Plan work items, generate what is missing, score what is missing, aggregate, write results.
+"""Run a plan: generate what is missing, score what is missing, aggregate, write results.
 
-A **work item** is (task, doc, sample index, think mode).  Its key hashes everything that determines the
-output: the model identity (name, output-relevant args, checkpoint fingerprint), the task's generation hash
-(dataset, fields, prompt template, generation settings), the doc id and content, the sample index, the seed
-and the think mode.  A score key hashes the item key with the metric name and options.  So:
+Work items and their keys come from :mod:`omnieval.planning`.  A score key hashes the item key with the
+metric name and options.  So:
 
 * re-running the same command finds every item and score in the store and calls neither model nor metric;
 * changing a generation setting re-does exactly the items of that task; changing a metric option re-scores
@@ -17,28 +15,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from omnieval.config import RunConfig, TaskConfig, stable_hash
-from omnieval.errors import CapabilityError, ConfigError, MediaError, OmniEvalError
+from omnieval.errors import CapabilityError, MediaError, OmniEvalError
 from omnieval.media import Video, as_uint8_image, read_media
 from omnieval.metrics.base import Metric, MetricInput, make_options
-from omnieval.models.base import CAPABILITY_METHODS, THINKING_CAPABILITIES, Generation, Model, ModelIdentity
+from omnieval.models.base import CAPABILITY_METHODS, Generation, Model
 from omnieval.registry import get_metric, get_model
 from omnieval.results import ResultsFile, environment, think_key
 from omnieval.store import Store
+from omnieval.planning import WorkItem, plan_items
 from omnieval.tasks import Doc, load_docs, resolve_media_path, resolve_tasks
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    task: str
-    doc: Doc
-    sample_index: int
-    think: str
-    seed: int
-    prompt: str
-    key: str
 
 
 @dataclass
@@ -63,64 +51,6 @@ class TaskPlan:
     docs: list[Doc]
     items: list[WorkItem]
     metrics: list[tuple[str, Any]] = field(default_factory=list)  # (label, metric spec)
-
-
-def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
-    fields = dict(doc.fields)
-    if cfg.fields.prompt and cfg.fields.prompt in fields:
-        fields.setdefault("prompt", fields[cfg.fields.prompt])
-    choices = doc.get(cfg.fields.choices)
-    if choices is not None:
-        fields.setdefault("choices_text", format_choices(choices))
-        fields.setdefault("choices_lines", "\n".join(map(str, choices.values() if isinstance(choices, dict) else choices)))
-    try:
-        return cfg.prompt_template.format_map(fields)
-    except KeyError as exc:
-        raise ConfigError(f"task {cfg.task}: prompt_template uses field {exc.args[0]!r}, missing in doc {doc.id}") from exc
-
-
-def format_choices(choices) -> str:
-    """``["x", "y"]`` or ``{"A": "x", "B": "y"}`` -> ``"(A) x\\n(B) y"`` (MVBench-style option list; the template
-    field ``{choices_text}``).  ``{choices_lines}`` is the options as given, one per line (Video-MME style)."""
-    if isinstance(choices, dict):
-        pairs = list(choices.items())
-    else:
-        pairs = [(chr(ord("A") + i), c) for i, c in enumerate(choices)]
-    return "\n".join(f"({k}) {v}" for k, v in pairs)
-
-
-def plan_items(cfg: TaskConfig, docs: list[Doc], identity: ModelIdentity, think_modes: Iterable[str], seed: int | None,
-               model_thinks: bool = True) -> list[WorkItem]:
-    """Work items of one task.  Think-on items exist only where the task lists ``on``, the capability takes
-    ``think`` and the model supports it."""
-    base_seed = cfg.generation.seed if seed is None else seed
-    modes = [t for t in think_modes if t in cfg.think]
-    if cfg.capability not in THINKING_CAPABILITIES or not model_thinks:
-        modes = [t for t in modes if t == "off"]
-    gen_hash = cfg.generation_hash()
-    items = []
-    for doc in docs:
-        prompt = render_prompt(cfg, doc)
-        for index in range(_num_samples(cfg, doc)):
-            for think in modes:
-                s = base_seed + index
-                key = stable_hash({"model": identity.key(), "gen": gen_hash, "doc": doc.id, "doc_hash": doc.content_hash,
-                                   "sample": index, "seed": s, "think": think}, length=32)
-                items.append(WorkItem(cfg.task, doc, index, think, s, prompt, key))
-    return items
-
-
-def _num_samples(cfg: TaskConfig, doc: Doc) -> int:
-    value = doc.get(cfg.fields.num_samples) if cfg.fields.num_samples else None
-    if value is None:
-        return cfg.generation.samples_per_prompt
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        raise ConfigError(f"task {cfg.task}: doc {doc.id} field {cfg.fields.num_samples!r} must be a positive integer, got {value!r}")
-    return n
 
 
 class Runner:
