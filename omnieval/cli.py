@@ -89,6 +89,13 @@ def _run_config(args):
             raise ConfigError(f"--dataset: expected TASK=PATH, got {item!r}")
         task, path = item.split("=", 1)
         overrides[task] = path
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    if args.offset < 0:
+        raise ConfigError(f"--offset must be >= 0, got {args.offset}")
+    rank, world_size = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"RANK={rank} and WORLD_SIZE={world_size}: need 0 <= RANK < WORLD_SIZE")
     return RunConfig(
         output_path=args.output_path,
         model=args.model or DEFAULT_MODEL,
@@ -102,9 +109,19 @@ def _run_config(args):
         predict_only=args.predict_only,
         include_path=tuple(args.include_path),
         dataset_overrides=overrides,
-        rank=int(os.environ.get("RANK", 0)),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        rank=rank,
+        world_size=world_size,
     )
+
+
+def _env_int(name: str, default: int) -> int:
+    from omnieval.errors import ConfigError
+
+    text = os.environ.get(name, "")
+    try:
+        return int(text) if text.strip() else default
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={text!r} is not an integer") from None
 
 
 def cmd_run(args) -> int:
@@ -124,6 +141,8 @@ def cmd_run(args) -> int:
 
 def _saved_runner(output_path: str, **overrides):
     """A Runner for a folder written by `omnieval run` (its saved run_config.json), never loading the model."""
+    import dataclasses
+
     from omnieval.config import RunConfig
     from omnieval.errors import OmniEvalError
     from omnieval.runner import Runner
@@ -131,7 +150,15 @@ def _saved_runner(output_path: str, **overrides):
     path = Path(output_path) / "run_config.json"
     if not path.is_file():
         raise OmniEvalError(f"{path} not found: this needs a folder written by `omnieval run`")
-    raw = json.loads(path.read_text())
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OmniEvalError(f"{path}: not valid JSON ({exc}); it is written by `omnieval run`") from exc
+    if not isinstance(raw, dict):
+        raise OmniEvalError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(RunConfig)})
+    if unknown or "output_path" not in raw:
+        raise OmniEvalError(f"{path}: not a run configuration (unknown keys {unknown} or no output_path)")
     raw.update(predict_only=False, rank=0, world_size=1, **overrides)
     for key in ("tasks", "include_path"):
         raw[key] = tuple(raw.get(key) or ())

@@ -251,7 +251,9 @@ def load_task_file(path: str | Path) -> list[TaskConfig]:
         where = f"{path}" + (f"[{i}]" if isinstance(raw, list) else "")
         if isinstance(doc, dict):
             doc = dict(doc, source_file=str(path))
-            doc["metrics"] = [m if isinstance(m, dict) else {"name": m} for m in doc.get("metrics") or []]
+            metrics = doc.get("metrics") or []
+            metrics = metrics if isinstance(metrics, list) else [metrics]  # one metric may be given bare
+            doc["metrics"] = [m if isinstance(m, dict) else {"name": m} for m in metrics]
         cfg = build(TaskConfig, doc, where)
         _validate(cfg, where)
         out.append(cfg)
@@ -264,10 +266,26 @@ def _validate(cfg: TaskConfig, where: str) -> None:
     bad = [t for t in cfg.think if t not in THINK_MODES]
     if bad:
         raise ConfigError(f"{where}.think: {bad} not in {THINK_MODES}")
-    if cfg.generation.samples_per_prompt < 1:
-        raise ConfigError(f"{where}.generation.samples_per_prompt must be >= 1")
+    for key in ("samples_per_prompt", "batch_size"):
+        if getattr(cfg.generation, key) < 1:
+            raise ConfigError(f"{where}.generation.{key} must be >= 1")
+    _check_template(cfg.prompt_template, f"{where}.prompt_template")
     if not cfg.task.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"{where}.task: {cfg.task!r} must be letters, digits, '_' or '-'")
+
+
+def _check_template(template: str, where: str) -> None:
+    """Only named fields (``{question}``, ``{choices_text}``) with valid ``str.format`` syntax."""
+    import string
+
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(f"{where}: invalid format string {template!r}: {exc}") from exc
+    bad = [f for f in names if not f.isidentifier()]
+    if bad:
+        raise ConfigError(f"{where}: field {{{bad[0]}}} is not a doc field name (use e.g. {{prompt}}; write {{{{ }}}} "
+                          f"for literal braces)")
 
 
 @dataclass
@@ -303,10 +321,14 @@ def parse_kv(text: str | None, where: str = "--model_args") -> dict[str, Any]:
             continue
         if "=" not in part:
             raise ConfigError(f"{where}: expected key=value, got {part!r}")
-        key, value = part.split("=", 1)
+        key, value = (x.strip() for x in part.split("=", 1))
+        if not key or not value:
+            raise ConfigError(f"{where}: expected key=value, got {part!r}")
+        if key in out:
+            raise ConfigError(f"{where}: {key!r} is given twice")
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             parsed = value
-        out[key.strip()] = value if isinstance(parsed, (dict, list)) else parsed
+        out[key] = value if isinstance(parsed, (dict, list)) else parsed
     return out

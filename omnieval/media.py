@@ -113,7 +113,7 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> Vid
 
     path = Path(path)
     if not path.is_file():
-        raise MediaError(f"video file not found: {path}")
+        raise MediaError(f"video {'path is not a file' if path.exists() else 'file not found'}: {path}")
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -124,7 +124,9 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> Vid
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if max_frames and len(frames) >= max_frames:
                     break
-    except (av.FFmpegError, IndexError, ValueError) as exc:
+    except IndexError as exc:  # streams.video[0]: a truncated file or one with no video stream
+        raise MediaError(f"cannot decode video {path}: no video stream (truncated or not a video file)") from exc
+    except (av.FFmpegError, ValueError) as exc:
         raise MediaError(f"cannot decode video {path}: {exc}") from exc
     if not frames:
         raise MediaError(f"video has no frames: {path}")
@@ -144,7 +146,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise MediaError(f"image file not found: {path}")
+        raise MediaError(f"image {'path is not a file' if path.exists() else 'file not found'}: {path}")
     try:
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))

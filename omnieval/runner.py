@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omnieval.config import RunConfig, TaskConfig, stable_hash
-from omnieval.errors import CapabilityError, MediaError, OmniEvalError
+from omnieval.config import RunConfig, TaskConfig, build, stable_hash
+from omnieval.errors import CapabilityError, ConfigError, MediaError, OmniEvalError, UnknownNameError
 from omnieval.media import Video, as_uint8_image, read_media
-from omnieval.metrics.base import Metric, MetricInput, make_options
+from omnieval.metrics.base import Metric, MetricInput
 from omnieval.models.base import CAPABILITY_METHODS, Generation, Model
 from omnieval.registry import get_metric, get_model
 from omnieval.results import ResultsFile, environment, think_key
@@ -70,16 +70,23 @@ class Runner:
     # -- set-up ---------------------------------------------------------------------------------
     def plan(self) -> list[TaskPlan]:
         plans = []
-        for cfg in resolve_tasks(self.run.tasks, self.run.include_path):
+        configs = resolve_tasks(self.run.tasks, self.run.include_path)
+        for task in self.run.dataset_overrides:
+            if task not in {c.task for c in configs}:
+                raise UnknownNameError("task (in --dataset)", task, sorted(c.task for c in configs))
+        for cfg in configs:
             caps = getattr(self.model_cls, "capabilities", ())
             if cfg.capability not in caps:
                 raise CapabilityError(
                     f"model {self.run.model!r} cannot run task {cfg.task!r}: it needs capability {cfg.capability!r}, "
                     f"the model has {', '.join(caps) or 'none'}")
             docs = load_docs(cfg, self.run.dataset_overrides.get(cfg.task))
+            total = len(docs)
             docs = docs[self.run.offset:]
             if self.run.limit is not None:
                 docs = docs[: self.run.limit]
+            if not docs:
+                raise ConfigError(f"task {cfg.task}: no docs to run (the dataset has {total}, --offset is {self.run.offset})")
             items = plan_items(cfg, docs, self.identity, self.run.think_modes(), self.run.seed,
                                model_thinks=getattr(self.model_cls, "supports_think", True))
             metrics = []
@@ -87,7 +94,7 @@ class Runner:
                 t0 = time.perf_counter()
                 cls = get_metric(spec.name)  # imports the metric's module: counted as loading, like the networks
                 self.timing.load_s += time.perf_counter() - t0
-                make_options(cls.Options, spec.options, owner=f"task {cfg.task}: metric {spec.name}")
+                build(cls.Options, spec.options, f"task {cfg.task}: metric {spec.name}: options")  # names and types
                 metrics.append((spec.label or spec.name, spec))
             plans.append(TaskPlan(cfg, docs, items, metrics))
         return plans
@@ -211,13 +218,19 @@ class Runner:
                     sample_indices=[it.sample_index for it in batch], task=cfg.task)
         prompts = [it.prompt for it in batch]
         think = batch[0].think == "on"
-        if cfg.capability == "understand":
-            outputs = method([self.input_media(cfg, it.doc) for it in batch], prompts, **meta)
-        elif cfg.capability in ("edit_image", "edit_video"):
-            outputs = method([self.input_media(cfg, it.doc) for it in batch], prompts, think=think, **meta)
-        else:
-            outputs = method(prompts, think=think, **meta)
-        outputs = list(outputs)
+        media = [self.input_media(cfg, it.doc) for it in batch] if cfg.capability in ("understand", "edit_image", "edit_video") else None
+        try:
+            if cfg.capability == "understand":
+                outputs = method(media, prompts, **meta)
+            elif media is not None:
+                outputs = method(media, prompts, think=think, **meta)
+            else:
+                outputs = method(prompts, think=think, **meta)
+            outputs = list(outputs)
+        except MediaError as exc:  # e.g. a NaN Video built inside the model, or an unreadable prediction file
+            ids = list(dict.fromkeys(it.doc.id for it in batch))
+            ids = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+            raise MediaError(f"model {self.run.model}, task {cfg.task} doc(s) {ids} think {batch[0].think}: {exc}") from exc
         if len(outputs) != len(batch):
             raise OmniEvalError(f"model {self.run.model} returned {len(outputs)} outputs for {len(batch)} requests (task {cfg.task})")
         return outputs
@@ -226,7 +239,18 @@ class Runner:
         value = doc.get(cfg.fields.media)
         if value is None:
             raise MediaError(f"task {cfg.task}: doc {doc.id} has no media field {cfg.fields.media!r}")
-        return read_media(resolve_media_path(doc, str(value), cfg.dataset.media_template))
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise MediaError(f"task {cfg.task}: doc {doc.id} media field {cfg.fields.media!r} must be a file name, got {value!r}")
+        path = resolve_media_path(doc, str(value), cfg.dataset.media_template)
+        try:
+            media = read_media(path)
+        except MediaError as exc:
+            raise MediaError(f"task {cfg.task}: doc {doc.id}: {exc}") from exc
+        want = {"edit_image": False, "edit_video": True}.get(cfg.capability)
+        if want is not None and isinstance(media, Video) != want:
+            raise MediaError(f"task {cfg.task}: doc {doc.id}: {cfg.capability} needs an input {'video' if want else 'image'}, "
+                             f"got {path}")
+        return media
 
     # -- scoring --------------------------------------------------------------------------------
     def score_key(self, item: WorkItem, spec) -> str:

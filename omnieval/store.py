@@ -11,15 +11,18 @@ Crash safety (SIGKILL at any point):
 
 * media are written to a temporary name and ``os.replace``-d into place, *then* the record is appended;
 * records are appended as one ``write`` of a full line, flushed and ``fsync``-ed;
-* on open, a torn last line (no trailing newline / invalid JSON) is cut off, so a re-run appends after the
-  last complete record; a record whose media file is missing or whose checksum differs is ignored and the
-  item is redone.  Records are keyed, so a duplicate key is never written twice.
+* on open, a torn last line (no trailing newline) is cut off, so a re-run appends after the last complete
+  record; a damaged complete line elsewhere is skipped with a warning (its item is redone), never cut;
+* a record whose media file is missing or whose checksum differs is ignored and the item is redone.
+  Records are keyed, so a duplicate key is never written twice.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -41,19 +44,21 @@ class JsonlLog:
     def _load(self) -> None:
         with open(self.path, "rb") as f:
             data = f.read()
-        good_end = 0
-        pos = 0
-        while pos < len(data):
-            nl = data.find(b"\n", pos)
-            if nl < 0:
-                break  # torn last line
-            line = data[pos:nl]
+        good_end = data.rfind(b"\n") + 1  # bytes after the last newline are a torn tail (a killed append)
+        for n, line in enumerate(data[:good_end].split(b"\n")[:-1], 1):
+            if not line.strip():
+                continue
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
-                break
+            except ValueError:  # JSONDecodeError, UnicodeDecodeError
+                rec = None
+            if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+                # a damaged complete line (hand edit, disk error): skip it (its item is redone), never truncate
+                # the records after it
+                print(f"omnieval: warning: {self.path}:{n}: skipping a line that is not a JSON record with a key",
+                      file=sys.stderr)
+                continue
             self.records[rec["key"]] = rec
-            good_end = pos = nl + 1
         if good_end < len(data):  # cut a torn tail so appends start on a clean line
             with open(self.path, "r+b") as f:
                 f.truncate(good_end)
@@ -204,7 +209,7 @@ class Store:
             return None
         if rec.get("arrays"):
             path = self.root / rec["arrays"]
-            if not path.is_file():
+            if not path.is_file() or not zipfile.is_zipfile(path):  # missing or damaged: score again
                 return None
         return rec
 
@@ -225,6 +230,11 @@ class Store:
     def load_contribution(self, record: dict) -> dict:
         out = dict(record["contribution"])
         if record.get("arrays"):
-            with np.load(self.root / record["arrays"], allow_pickle=False) as npz:
-                out.update({k: npz[k] for k in npz.files})
+            path = self.root / record["arrays"]
+            try:
+                with np.load(path, allow_pickle=False) as npz:
+                    out.update({k: npz[k] for k in npz.files})
+            except (OSError, ValueError, zipfile.BadZipFile) as exc:
+                raise OmniEvalError(f"score arrays {path} of metric {record.get('metric')} are damaged ({exc}); "
+                                    f"delete the file and re-run to score that item again") from exc
         return out

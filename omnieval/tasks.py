@@ -7,6 +7,7 @@ group (every task listing it under ``group``).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -149,9 +150,20 @@ def _read_local(path: Path, task: str) -> list[dict]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"task {task}: {path}: invalid JSON ({exc.msg})") from exc
-        return data if isinstance(data, list) else data.get("data", [data])
+        rows = data.get("data", [data]) if isinstance(data, dict) else data
+        if not isinstance(rows, list):
+            raise ConfigError(f"task {task}: {path}: expected a list of records (or {{\"data\": [...]}}), "
+                              f"got {type(rows).__name__}")
+        return rows
     if path.suffix == ".csv":
-        return list(csv.DictReader(text.splitlines()))
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = []
+        for row in reader:
+            if None in row or None in row.values():  # more / fewer cells than the header has
+                raise ConfigError(f"task {task}: {path}:{reader.line_num}: expected {len(reader.fieldnames or [])} "
+                                  f"comma-separated fields as in the header")
+            rows.append(row)
+        return rows
     raise ConfigError(f"task {task}: unsupported dataset file type {path.suffix!r} ({path})")
 
 

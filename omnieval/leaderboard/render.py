@@ -40,13 +40,19 @@ def results_table(data: dict) -> str:
 
 
 def load_results(path: Path) -> dict:
+    """A results.json (or the one in a run folder), checked to have the shape boards read."""
     file = path / "results.json" if path.is_dir() else path
     try:
-        return json.loads(file.read_text())
+        data = json.loads(file.read_text())
     except FileNotFoundError as exc:
         raise OmniEvalError(f"results file not found: {file}") from exc
-    except json.JSONDecodeError as exc:
-        raise OmniEvalError(f"{file}: not valid JSON ({exc.msg})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OmniEvalError(f"{file}: not valid JSON ({exc})") from exc
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict) or not all(
+            isinstance(m, dict) and all(isinstance(r, dict) for r in m.values()) for m in results.values()):
+        raise OmniEvalError(f"{file}: not an omnieval results.json (needs results: {{task: {{metric: {{value, ...}}}}}})")
+    return data
 
 
 def collect_rows(paths: list[Path], include_published: bool) -> tuple[list[dict], list[dict]]:
@@ -103,7 +109,10 @@ def render_boards(paths: list[Path], out: Path, include_published: bool = False)
     rows, ablations = collect_rows(paths, include_published)
     if not rows and not ablations:
         raise OmniEvalError("nothing to render: give --results folders and/or --published")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OmniEvalError(f"--out {out} is not a writable folder: {exc.strerror}") from exc
     written = []
     for name, table in (("board", rows), ("ablations", ablations)):
         if not table:

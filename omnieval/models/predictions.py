@@ -54,8 +54,10 @@ def _norm_prompt(text: str) -> str:
 class Predictions(Model):
     capabilities = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
 
-    def __init__(self, path: str, manifest: str | None = None, naming: str = "manifest", think_path: str | None = None,
-                 **kwargs: Any):
+    def __init__(self, path: str | None = None, manifest: str | None = None, naming: str = "manifest",
+                 think_path: str | None = None, **kwargs: Any):
+        if not path:
+            raise ConfigError("predictions: give the folder of outputs with --model_args path=DIR")
         super().__init__(path=path, manifest=manifest, naming=naming, think_path=think_path, **kwargs)
         self.root = Path(path)
         if not self.root.is_dir():
@@ -83,16 +85,24 @@ class Predictions(Model):
         if not path.is_file():
             raise ConfigError(f"predictions: manifest not found: {path}")
         entries: dict[tuple, dict] = {}
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"predictions: {path} is not UTF-8 text") from exc
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"predictions: {path}:{n}: invalid JSON ({exc.msg})") from exc
-            if "doc_id" not in rec or ("file" not in rec and "response" not in rec):
-                raise ConfigError(f"predictions: {path}:{n}: needs doc_id and file or response")
-            key = (rec.get("task"), str(rec["doc_id"]), int(rec.get("sample_index", 0)), _think(rec.get("think", "off")))
+            if not isinstance(rec, dict) or "doc_id" not in rec or not (isinstance(rec.get("file"), str) or "response" in rec):
+                raise ConfigError(f"predictions: {path}:{n}: needs doc_id and file (a path) or response")
+            try:
+                index = int(rec.get("sample_index", 0))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"predictions: {path}:{n}: sample_index must be an integer, got {rec['sample_index']!r}") from exc
+            key = (rec.get("task"), str(rec["doc_id"]), index, _think(rec.get("think", "off")))
             rec["__base__"] = str(path.parent)
             entries[key] = rec
         return entries
