@@ -31,3 +31,17 @@ def test_embedded_default_runs_every_capability_with_think_off_and_on(tmp_path, 
     again = json.loads((out / "results.json").read_text())
     assert again["counters"] == {"generation_calls": 0, "generated_items": 0, "scoring_calls": 0, "scored_items": 0}
     assert again["results"] == data["results"]
+
+
+def test_resuming_needs_no_torch_for_the_model_identity():
+    """A finished run is recognised without importing torch (the resumed smoke run takes well under a second)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from omnieval.registry import get_model; "
+            "print(get_model('omnivideo-tiny').identity_from_args().fingerprint, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    fingerprint, imported = out.stdout.split()
+    assert imported == "False" and len(fingerprint) == 16

@@ -25,18 +25,17 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
 from omnieval.errors import ConfigError, MediaError, OmniEvalError
 from omnieval.media import Video, as_uint8_frames, as_uint8_image
 from omnieval.models.base import Generation, Model, ModelIdentity, quick_fingerprint
-from omnieval.models.omnivideo.adapter import adapt_visual_tokens
-from omnieval.models.omnivideo.conditioning import build_context, pad_contexts
-from omnieval.models.omnivideo.decoder import to_uint8
 from omnieval.registry import register_model
+
+if TYPE_CHECKING:  # torch is imported where it is used: computing a model's identity must not need it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +119,8 @@ class Settings:
 
     @property
     def torch_dtype(self) -> torch.dtype:
+        import torch
+
         return getattr(torch, self.dtype)
 
 
@@ -235,8 +236,17 @@ class OmniVideoBase(Model):
             raise MediaError(f"{item}: source video has {len(frames)} frames, need at least {n + skip}")
         return frames[skip::rate][:n]
 
-    @torch.no_grad()
     def _one(self, capability: str, prompt: str, source, think: bool, seed: int, gen: dict, index: int) -> Generation:
+        import torch
+
+        with torch.no_grad():
+            return self._generate_one(capability, prompt, source, think, seed, gen, index)
+
+    def _generate_one(self, capability: str, prompt: str, source, think: bool, seed: int, gen: dict, index: int) -> Generation:
+        from omnieval.models.omnivideo.adapter import adapt_visual_tokens
+        from omnieval.models.omnivideo.conditioning import build_context, pad_contexts
+        from omnieval.models.omnivideo.decoder import to_uint8
+
         task, is_video, _ = TASKS[capability]
         item = f"{capability} item {index}"
         if not isinstance(prompt, str):
@@ -403,7 +413,7 @@ class OmniVideoTiny(OmniVideoBase):
 
     @classmethod
     def fingerprint_from_args(cls, seed: Any = 0, **kwargs: Any) -> str:
-        from omnieval.models.omnivideo.mllm import MLLMConfig
+        from omnieval.models.omnivideo.mllm_config import MLLMConfig
 
         payload = json.dumps({"config": tiny_config(), "mllm": MLLMConfig.tiny().to_dict(), "seed": int(seed)}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -435,6 +445,7 @@ def build_tiny_mllm(seed: int):
 
 def build_tiny_parts(seed: int, *, llm_hidden_size: int, max_context_len: int = 2560):
     """Generation side of ``omnivideo-tiny``: every weight drawn from ``seed`` (global RNG untouched)."""
+    import torch
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
