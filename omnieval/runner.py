@@ -63,6 +63,7 @@ class Runner:
         self.timing = Timing()
         self.store = Store(run.output_path, rank=run.rank, world_size=run.world_size)
         self.model_cls: type[Model] = get_model(run.model)
+        self.model_cls.check_args(run.model_args)
         self.identity = self.model_cls.identity_from_args(**run.model_args)
         self._model: Model | None = None
         self._metrics: dict[str, Metric] = {}

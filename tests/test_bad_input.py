@@ -275,3 +275,27 @@ def test_leaderboard_out_that_is_a_file(tmp_path, capsys):
     blocker.write_text("")
     assert main(["leaderboard", "--results", str(good), "--out", str(blocker / "x")]) == 2
     assert "is not a writable folder" in capsys.readouterr().err
+
+
+def test_unknown_model_arg_is_refused_before_anything_runs(tmp_path, capsys):
+    """A misspelt ``--model_args`` key would be ignored by the model yet recorded in the identity: refuse it."""
+    from omnieval.cli import main
+
+    code = main(["run", "--model", "omnivideo-tiny", "--model_args", "guidance_from=textbook", "--tasks", "smoke_t2i",
+                 "--output_path", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "'guidance_from'" in err[-1] and "did you mean 'guidance_form'" in err[-1]
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_known_args_of_each_model():
+    """Constructor parameters and recorded settings are accepted; models with ``**kwargs`` only accept anything."""
+    from omnieval.models.base import Model
+    from omnieval.registry import get_model
+
+    assert "guidance_form" in get_model("omnivideo").known_args() and "checkpoint" in get_model("omnivideo").known_args()
+    assert "seed" in get_model("omnivideo-tiny").known_args() and "checkpoint" not in get_model("omnivideo-tiny").known_args()
+    assert {"pretrained", "pipeline", "device"} <= get_model("diffusers").known_args()
+    assert {"path", "naming", "think_path"} <= get_model("predictions").known_args()
+    assert Model.known_args() is None

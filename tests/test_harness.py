@@ -49,19 +49,15 @@ def test_results_schema(tmp_path, tasks_dir):
 def test_rerun_makes_no_calls_and_reports_identical_metrics(tmp_path, tasks_dir, monkeypatch):
     calls = tmp_path / "calls.txt"
     monkeypatch.setenv(hf.CALLS_FILE_ENV, str(calls))
-    t0 = time.perf_counter()
-    run(tmp_path / "out", tasks_dir, "--think", "both", "--model_args", "delay=0.2")
-    first = time.perf_counter() - t0
+    """The resumed run's speed (<10% of the first) is measured by bench/bench_smoke.py, not asserted here."""
+    run(tmp_path / "out", tasks_dir, "--think", "both")
     first_values = values(tmp_path / "out")
     calls.write_text("")
-    t0 = time.perf_counter()
-    run(tmp_path / "out", tasks_dir, "--think", "both", "--model_args", "delay=0.2")
-    second = time.perf_counter() - t0
+    run(tmp_path / "out", tasks_dir, "--think", "both")
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert data["counters"] == {"generation_calls": 0, "generated_items": 0, "scoring_calls": 0, "scored_items": 0}
     assert calls.read_text() == ""
     assert values(tmp_path / "out") == first_values
-    assert second < 0.1 * first, (first, second)
 
 
 def test_changed_settings_redo_exactly_the_affected_items(tmp_path, tasks_dir):

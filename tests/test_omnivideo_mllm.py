@@ -6,7 +6,6 @@ Exactness: the save -> load round trip must give bit-identical hidden states and
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -47,10 +46,8 @@ def _force_token(model: OmniMLLM, token_id: int):
 
 
 # -- construction and config ---------------------------------------------------------------------
-def test_tiny_build_is_fast_and_deterministic(model):
-    start = time.perf_counter()
+def test_tiny_build_is_deterministic(model):
     again = OmniMLLM.from_config(MLLMConfig.tiny(), seed=0)
-    assert time.perf_counter() - start < 5.0
     other = OmniMLLM.from_config(MLLMConfig.tiny(), seed=1)
     ref = model.state_dict()
     assert all(torch.equal(ref[k], v) for k, v in again.state_dict().items())

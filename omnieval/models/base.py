@@ -20,6 +20,7 @@ think mode, the task the model routed to) -- the runner stores it in the sample 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -69,6 +70,35 @@ class Model:
 
     def __init__(self, **kwargs: Any):
         self.args = dict(kwargs)
+
+    @classmethod
+    def known_args(cls) -> frozenset[str] | None:
+        """The ``--model_args`` keys this model understands: its constructor's named parameters plus
+        :attr:`output_irrelevant_args`.  ``None`` (a constructor with no named parameters) accepts any key."""
+        named = {
+            name
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+        return frozenset(named | set(cls.output_irrelevant_args)) if named else None
+
+    @classmethod
+    def check_args(cls, args: dict[str, Any]) -> None:
+        """Refuse keys the model would silently ignore (a misspelt setting would otherwise change nothing and
+        still be recorded as if it had): a one-line :class:`~omnieval.errors.ConfigError` naming the key."""
+        import difflib
+
+        from omnieval.errors import ConfigError
+
+        known = cls.known_args()
+        if known is None:
+            return
+        for key in args:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                name = getattr(cls, "registry_name", cls.__name__)
+                raise ConfigError(f"model {name!r} has no argument {key!r} (--model_args){hint} known: {', '.join(sorted(known))}")
 
     @classmethod
     def from_args(cls, **kwargs: Any) -> "Model":

@@ -144,6 +144,12 @@ class OmniVideoBase(Model):
 
     capabilities: ClassVar[tuple[str, ...]] = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
     output_irrelevant_args = Model.output_irrelevant_args + ("cpu_offload",)
+    #: ``--model_args`` keys besides the :class:`Settings` fields (where the weights come from)
+    source_args: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def known_args(cls) -> frozenset[str]:
+        return frozenset({f.name for f in dataclasses.fields(Settings)} | set(cls.source_args) | set(cls.output_irrelevant_args))
     task_defaults: ClassVar[dict[str, TaskDefaults]] = OFFICIAL_DEFAULTS
 
     def __init__(self, mllm, parts, settings: Settings, **args: Any):
@@ -342,6 +348,8 @@ def _seeds(gen: dict, n: int) -> list[int]:
 class OmniVideo(OmniVideoBase):
     """``--model omnivideo --model_args checkpoint=<repo root or omni_ckpts/>,dtype=bfloat16,device=cuda``."""
 
+    source_args = ("checkpoint", "root")
+
     def __init__(self, mllm, parts, settings: Settings, root: Path, **args: Any):
         super().__init__(mllm, parts, settings, **args)
         self.root = root
@@ -389,6 +397,7 @@ class OmniVideoTiny(OmniVideoBase):
     """Everything random from ``seed`` (default 0); default generation 32x32, 5 frames, 3 steps."""
 
     task_defaults = TINY_DEFAULTS
+    source_args = ("seed",)
 
     def __init__(self, mllm, parts, settings: Settings, seed: int = 0, **args: Any):
         super().__init__(mllm, parts, settings, **args)
