@@ -12,7 +12,9 @@ Crash safety (SIGKILL at any point):
 * media are written to a temporary name and ``os.replace``-d into place, *then* the record is appended;
 * records are appended as one ``write`` of a full line, flushed and ``fsync``-ed;
 * on open, a torn last line (no trailing newline) is cut off, so a re-run appends after the last complete
-  record; a damaged complete line elsewhere is skipped with a warning (its item is redone), never cut;
+  record; a damaged complete line elsewhere is skipped with a warning (its item is redone), never cut: in the
+  process's own record file it is moved, byte for byte, to ``<file>.damaged`` (appended and fsync'ed before
+  the log is atomically rewritten without it), so the warning is given once and nothing is lost;
 * a record whose media file is missing or whose checksum differs is ignored and the item is redone.
   Records are keyed, so a duplicate key is never written twice.
 """
@@ -35,8 +37,11 @@ from omnieval.media import Video, file_sha256, read_media, write_media
 class JsonlLog:
     """An append-only, fsync'ed JSONL file of records with a ``key`` field."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, own: bool = False):
+        """``own``: this process appends to the file, so it may also quarantine damaged lines (other ranks'
+        files are only read)."""
         self.path = path
+        self.own = own
         self.records: dict[str, dict] = {}
         if path.exists():
             self._load()
@@ -45,6 +50,7 @@ class JsonlLog:
         with open(self.path, "rb") as f:
             data = f.read()
         good_end = data.rfind(b"\n") + 1  # bytes after the last newline are a torn tail (a killed append)
+        intact, damaged = [], []
         for n, line in enumerate(data[:good_end].split(b"\n")[:-1], 1):
             if not line.strip():
                 continue
@@ -55,15 +61,39 @@ class JsonlLog:
             if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
                 # a damaged complete line (hand edit, disk error): skip it (its item is redone), never truncate
                 # the records after it
-                print(f"omnieval: warning: {self.path}:{n}: skipping a line that is not a JSON record with a key",
+                where = f"; moved to {self.path.name}.damaged" if self.own else ""
+                print(f"omnieval: warning: {self.path}:{n}: skipping a line that is not a JSON record with a key{where}",
                       file=sys.stderr)
+                damaged.append(line + b"\n")
                 continue
+            intact.append(line + b"\n")
             self.records[rec["key"]] = rec
+        if damaged and self.own:
+            self._quarantine(damaged, b"".join(intact))
+            return
         if good_end < len(data):  # cut a torn tail so appends start on a clean line
             with open(self.path, "r+b") as f:
                 f.truncate(good_end)
                 f.flush()
                 os.fsync(f.fileno())
+
+    def _quarantine(self, damaged: list[bytes], intact: bytes) -> None:
+        """Append the damaged lines to ``<file>.damaged`` (durably), then atomically replace the log by its
+        intact lines (a torn tail is dropped with them).  A crash in between leaves both copies, never neither."""
+        with open(self.path.with_name(self.path.name + ".damaged"), "ab") as f:
+            f.write(b"".join(damaged))
+            f.flush()
+            os.fsync(f.fileno())
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(intact)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -137,7 +167,7 @@ class Store:
             own = folder / f"{task}{self._suffix()}.jsonl"
             shards = sorted(folder.glob(f"{task}.rank*.jsonl")) if folder.exists() else []
             others = [p for p in [folder / f"{task}.jsonl", *shards] if p != own and p.exists()]
-            cache[task] = [JsonlLog(p) for p in [own, *others]]
+            cache[task] = [JsonlLog(own, own=True), *(JsonlLog(p) for p in others)]
         return cache[task]
 
     def reload(self) -> None:

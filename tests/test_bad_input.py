@@ -232,8 +232,11 @@ def test_damaged_middle_record_is_skipped_not_truncated(finished, tasks_dir, cap
         assert run(finished, tasks_dir, tasks="h_t2i,h_t2v") == 0
     else:
         assert rc == 0
-    assert path.read_bytes().count(b"\n") == 9  # 7 intact + the damaged line kept + the redone record
+    assert path.read_bytes().count(b"\n") == 8  # 7 intact + the redone record
+    assert path.with_name("h_t2i.jsonl.damaged").read_bytes() == damage  # the damaged line is kept, byte for byte
     assert _results(finished) == before
+    assert main(["score", "--output_path", str(finished)]) == 0
+    assert "skipping a line" not in capsys.readouterr().err  # warned once, not on every load
 
 
 def test_damaged_score_arrays_are_rescored(finished):
