@@ -201,7 +201,6 @@ def test_missing_weights_fail_with_one_line(videos):
     [
         (semantic_dims.ObjectClass, "detectron2"),
         (semantic_dims.Color, "detectron2"),
-        (semantic_dims.Scene, "fairscale"),
         (quality_dims.ImagingQuality, "pyiqa"),
     ],
 )
@@ -211,6 +210,14 @@ def test_unavailable_networks_fail_at_creation(cls, package, monkeypatch):
     monkeypatch.setitem(sys.modules, package, None)  # as if not installed (imports raise ImportError)
     with pytest.raises(OmniEvalError, match=package):
         cls()
+
+
+def test_scene_needs_only_tag2text_and_bert_weights():
+    with pytest.raises(MissingWeightsError, match="tag2text_swin_14m.pth"):
+        semantic_dims.Scene()
+    with pytest.raises(MissingWeightsError, match="bert-base-uncased"):
+        semantic_dims.Scene(ckpt_path=__file__)  # the checkpoint is there, the vocabulary is not
+    assert semantic_dims.Scene(captioner=lambda f: [""] * len(f)).required_weights() == []
 
 
 def test_too_short_video_is_an_error(tiny_vit):

@@ -34,10 +34,11 @@ Frames before the detector: VBench's ``'middle'`` 16 frames; if the short side e
 (bilinear; torchvision for object_class / multiple_objects / spatial_relationship, cv2 for color).
 
 Networks that cannot run on this machine fail when the metric is created, with one line naming the missing
-package or weight: GRiT needs ``detectron2`` (not on PyPI) and the ``vbench_grit`` weight; Tag2Text needs
-``fairscale``, ``vbench_tag2text`` and transformers 4.x (see :func:`tag2text_module`); UMT needs
-``vbench_umt_l16``.  Any of the metrics accepts ``detector=`` / ``captioner=`` / ``classifier=`` (a callable, see
-:class:`Detection`) instead of the network.
+package or weight: GRiT needs ``detectron2`` (not on PyPI) and the ``vbench_grit`` weight; Tag2Text runs natively
+(:mod:`omnieval.metrics.vbench.tag2text`, same captions as vbench's Tag2Text under transformers 4.33.2) and needs the
+``vbench_tag2text`` checkpoint and the ``bert-base-uncased`` vocabulary; UMT needs ``vbench_umt_l16``.  Any of the
+metrics accepts ``detector=`` / ``captioner=`` / ``classifier=`` (a callable, see :class:`Detection`) instead of the
+network.
 """
 from __future__ import annotations
 
@@ -270,45 +271,21 @@ def kinetics_400_names() -> list[str]:
     return [names[i] for i in range(len(names))]
 
 
-def tag2text_module():
-    """vbench's Tag2Text code (``vbench.third_party.tag2Text.tag2text``), or a one-line error saying why not.
+def tag2text_captioner(path: str | os.PathLike, device: str = "cpu", *, vocab: str | os.PathLike | None = None,
+                       vbench_beam_quirk: bool = True) -> Captioner:
+    """Tag2Text Swin-B (384) as a :data:`Captioner`, natively (:class:`~omnieval.metrics.vbench.tag2text.Tag2TextCaptioner`):
+    the same captions as vbench 0.1.5's Tag2Text under transformers 4.33.2, including its beam-expansion quirk
+    (caption ``i`` conditioned on frame ``i // 3``) unless ``vbench_beam_quirk=False``.  Weights: ``path``
+    (``tag2text_swin_14m.pth``, loaded without executing code) and the ``bert-base-uncased`` vocabulary
+    (``vocab``, else the manifest entry).  Frames are resized to 384x384 with PIL bilinear (VBench lets decord's
+    ffmpeg ``scale`` filter resize while decoding; the two differ by at most 1 grey level, mean 0.22, on a
+    64 -> 384 upsample); all frames of a video are captioned as one batch, as VBench does."""
+    from omnieval.metrics.vbench.tag2text import Tag2TextCaptioner, Tag2TextConfig
+    from omnieval.metrics.weights import resolve
 
-    It cannot run with transformers 5: vbench's ``med.py`` imports helpers removed from
-    ``transformers.modeling_utils`` (``apply_chunking_to_forward``, ``find_pruneable_heads_and_indices``,
-    ``prune_linear_layer``), its caption decoder relies on ``PreTrainedModel.generate`` (gone in transformers 5)
-    and ``init_tokenizer`` uses ``additional_special_tokens_ids``.  Building it also loads ``bert-base-uncased``
-    (tokenizer and weights) from the HF hub, so those must be in the HF cache."""
-    import importlib
-
-    try:
-        return importlib.import_module("vbench.third_party.tag2Text.tag2text")
-    except ImportError as exc:
-        raise OmniEvalError(
-            f"vbench_scene: vbench's Tag2Text cannot be imported ({exc}); it needs vbench, fairscale and "
-            "transformers 4.x (vbench pins 4.33.2), plus bert-base-uncased in the HF cache"
-        ) from exc
-
-
-def tag2text_captioner(path: str | os.PathLike, device: str = "cpu") -> Captioner:
-    """vbench's Tag2Text Swin-B (384) as a :data:`Captioner`.  Needs fairscale; Tag2Text unpickles its weights.
-    Frames are resized to 384x384 with PIL bilinear (VBench lets decord's ffmpeg ``scale`` filter resize while
-    decoding; the two differ by at most 1 grey level, mean 0.22, on a 64 -> 384 upsample)."""
-    import torch
-    import torchvision.transforms.functional as TF
-    from PIL import Image
-
-    model = tag2text_module().tag2text_caption(pretrained=str(path), image_size=384, vit="swin_b").eval().to(device)
-
-    def caption(frames: np.ndarray) -> list[str]:
-        x = torch.stack([
-            TF.normalize(TF.to_tensor(Image.fromarray(f).resize((384, 384), Image.BILINEAR)), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-            for f in frames
-        ]).to(device)
-        with torch.no_grad():
-            captions, _ = model.generate(x, tag_input=None, return_tag_predict=True)
-        return list(captions)
-
-    return caption
+    config = Tag2TextConfig(vbench_beam_quirk=vbench_beam_quirk)
+    model = Tag2TextCaptioner.from_checkpoint(path, resolve("bert-base-uncased", vocab), config, device=device)
+    return model.caption_frames
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,30 +399,41 @@ class Color(_GRiTDimension, VBenchDimensionMetric):
 
 @dataclass(frozen=True)
 class SceneOptions:
-    """``weight_id``: Tag2Text Swin-B 14M; ``num_frames``: 'middle' frames per video."""
+    """``weight_id``/``ckpt_path``: Tag2Text Swin-B 14M; ``vocab_path``: BERT vocabulary directory (default: the
+    ``bert-base-uncased`` manifest entry); ``num_frames``: 'middle' frames per video; ``vbench_beam_quirk``: keep
+    VBench's caption-i-from-frame-i//3 conditioning (see :mod:`omnieval.metrics.vbench.tag2text.model`)."""
 
     weight_id: str = "vbench_tag2text"
     ckpt_path: str | None = None
+    vocab_path: str | None = None
     num_frames: int = 16
+    vbench_beam_quirk: bool = True
 
 
 @register_metric("vbench_scene", description="VBench scene: Tag2Text frame captions contain every word of the scene, frame success rate", capability=("t2v", "long_video"))
 class Scene(_NetworkMixin, PooledDimensionMetric):
     dimension = "scene"
     Options = SceneOptions
-    weights: ClassVar[tuple[str, ...]] = ("vbench_tag2text",)
+    weights: ClassVar[tuple[str, ...]] = ("vbench_tag2text", "bert-base-uncased")
     needs: ClassVar[tuple[str, ...]] = ("output", "doc")
     network_kw = "captioner"
-    package = ("fairscale", "Tag2Text captioner: pip install --no-deps fairscale; Tag2Text also needs transformers 4.x")
 
     def __init__(self, captioner: Captioner | None = None, **options: Any):
         super().__init__(**options)
         self._init_network(captioner)
         if captioner is None:
-            tag2text_module()  # fail at creation, not at the first video
+            from omnieval.metrics.weights import resolve
+
+            resolve("bert-base-uncased", self.options.vocab_path)  # fail at creation, not at the first video
+
+    def required_weights(self) -> list[str]:
+        if self._network is not None:
+            return []
+        return super().required_weights() + ([] if self.options.vocab_path else ["bert-base-uncased"])
 
     def build(self, path) -> Captioner:
-        return tag2text_captioner(path, default_device())
+        return tag2text_captioner(path, default_device(), vocab=self.options.vocab_path,
+                                  vbench_beam_quirk=self.options.vbench_beam_quirk)
 
     def score_video(self, video: Video, item: MetricInput) -> Pooled:
         frames = video.frames[vbench_middle_indices(self.options.num_frames, len(video))]
