@@ -199,8 +199,6 @@ def test_missing_weights_fail_with_one_line(videos):
 @pytest.mark.parametrize(
     "cls, package",
     [
-        (semantic_dims.ObjectClass, "detectron2"),
-        (semantic_dims.Color, "detectron2"),
         (quality_dims.ImagingQuality, "pyiqa"),
     ],
 )
@@ -210,6 +208,20 @@ def test_unavailable_networks_fail_at_creation(cls, package, monkeypatch):
     monkeypatch.setitem(sys.modules, package, None)  # as if not installed (imports raise ImportError)
     with pytest.raises(OmniEvalError, match=package):
         cls()
+
+
+@pytest.mark.parametrize("cls", [semantic_dims.ObjectClass, semantic_dims.Color])
+def test_grit_needs_only_grit_and_bert_weights(cls, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setitem(sys.modules, "detectron2", None)  # the native GRiT does not need detectron2
+    with pytest.raises(MissingWeightsError, match="grit_b_densecap_objectdet.pth"):
+        cls()
+    with pytest.raises(MissingWeightsError, match="bert-base-uncased"):
+        cls(ckpt_path=__file__)  # the checkpoint is there, the vocabulary is not
+    assert cls(detector=lambda f: []).required_weights() == []
+    assert cls(ckpt_path=__file__, vocab_path=str(Path(__file__).parent)).required_weights() == []
 
 
 def test_scene_needs_only_tag2text_and_bert_weights():
@@ -293,6 +305,10 @@ def test_spatial_relationship_rules():
         [_det("car", left), _det("car", overlapping), _det("car", below)],
     ]
     assert semantic_dims.spatial_frame_scores(frames, info) == pytest.approx([1.0, 0.0, 0.3])
+    # vbench matches the description (info[0]), not the det_obj label
+    described = [[Detection("bicycle", left, "person"), Detection("car", right, "person")]]
+    assert semantic_dims.spatial_frame_scores(described, info) == [1.0]
+    assert semantic_dims.spatial_frame_scores([[_det("bicycle", left, "x"), _det("car", right, "y")]], info) == [0.0]
 
 
 def test_scene_and_human_action_rules():
@@ -345,3 +361,63 @@ def test_umt_classifier_builds_vbench_network_and_rejects_partial_checkpoints(tm
     torch.save({k: v for k, v in state.items() if not k.startswith("head")}, partial)
     with pytest.raises(MissingWeightsError, match="partial.pth: not a UMT-L/16"):
         semantic_dims.umt_classifier(partial)
+
+
+@pytest.mark.parametrize("height, width", [(776, 1000), (96, 128)])
+def test_detector_frames_match_vbench_loading(tmp_path, height, width):
+    """GRiT's input frames equal what vbench's object_class / multiple_objects / spatial_relationship (decord
+    ``load_video(num_frames=16)`` as float, torchvision ``Resize`` to short side 720 when it exceeds 768) and color
+    (``return_tensor=False`` uint8, cv2 INTER_LINEAR) hand to GRiT.  Tolerance: exact for the cv2 path, 1e-3 grey
+    levels for torchvision's float resize (the same op on the same float input)."""
+    import cv2
+    from torchvision import transforms
+    from vbench.utils import load_video
+
+    from omnieval.media import read_video, write_video
+
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (20, 6, 8, 3), dtype=np.uint8)
+    frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_CUBIC) for f in coarse])
+    path = write_video(Video(frames, fps=8), tmp_path / "v.mp4")
+    decoded = read_video(path).frames
+
+    reference = load_video(str(path), num_frames=16)
+    if min(height, width) > 768:
+        scale = 720.0 / min(height, width)
+        reference = transforms.Resize(size=(int(scale * height), int(scale * width)))(reference)
+    ours = semantic_dims.detector_frames(decoded, resize="torchvision")
+    assert ours.shape == tuple(reference.permute(0, 2, 3, 1).shape)
+    assert np.abs(ours - reference.permute(0, 2, 3, 1).numpy()).max() <= 1e-3
+
+    reference = load_video(str(path), num_frames=16, return_tensor=False)
+    if min(height, width) > 768:
+        scale = 720.0 / min(height, width)
+        size = (int(scale * width), int(scale * height))
+        reference = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in reference])
+    ours = semantic_dims.detector_frames(decoded, resize="cv2")
+    assert ours.dtype == reference.dtype and np.array_equal(ours, reference)
+
+
+def test_grit_metrics_end_to_end_with_a_given_detector():
+    """The registered GRiT metrics on a video, with a detector whose answers are known per frame: 4 dark frames
+    (nothing), 6 bright ("red car"), 6 mid grey ("blue car").  color: 12 object frames, 6 red -> 0.5 (a per-video
+    rate, mean over videos); object_class: 12 / 16 frames; a second video without the object is not scored by color."""
+    levels = np.array([20] * 4 + [200] * 6 + [150] * 6, dtype=np.uint8)
+    video = Video(np.broadcast_to(levels[:, None, None, None], (16, 24, 32, 3)).copy(), fps=8)
+    dark = Video(np.full((16, 24, 32, 3), 20, np.uint8), fps=8)
+
+    def detector(frame):
+        if frame.mean() > 180:
+            return [Detection("red car", (0, 0, 10, 10), "car")]
+        return [Detection("blue car", (0, 0, 10, 10), "car")] if frame.mean() > 100 else []
+
+    def items(dimension, info, prompt):
+        return [MetricInput(item_id=f"v{i}", output=v, prompt=prompt, doc={"auxiliary_info": {dimension: info}})
+                for i, v in enumerate((video, dark))]
+
+    color = semantic_dims.Color(detector=detector)
+    color.update(items("color", {"color": "red"}, "a red car"))
+    assert color.compute() == {"color": 0.5}
+    objects = semantic_dims.ObjectClass(detector=detector)
+    objects.update(items("object_class", {"object": "car"}, "a car"))
+    assert objects.compute() == {"object_class": 12 / 32}

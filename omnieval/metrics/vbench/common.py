@@ -187,6 +187,51 @@ def load_state_dict(path: str | os.PathLike, key: str | None = None, strip_prefi
     return checkpoint
 
 
+def read_checkpoint(path: str | os.PathLike, network: str) -> dict:
+    """The state dict of a ``{"model": state_dict, ...}`` checkpoint (detectron2's and BLIP's layout) or of a bare
+    state dict, loaded without executing code: ``torch.load(weights_only=True)``, else omnieval's restricted
+    unpickler.  A missing file or one without a state dict -> :class:`MissingWeightsError` naming it."""
+    import torch
+
+    from omnieval.errors import MissingWeightsError
+    from omnieval.safe_pickle import restricted_load
+
+    if not Path(path).is_file():
+        raise MissingWeightsError(f"{network} weights not found: {path}")
+    try:
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - retry with the restricted unpickler (numpy entries, old formats)
+        try:
+            checkpoint = restricted_load(path)
+        except Exception as exc:  # noqa: BLE001 - any failure is a bad weight file
+            raise OmniEvalError(f"cannot load {network} weights {path} safely: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise MissingWeightsError(f"{path}: not a {network} checkpoint (no state dict)")
+    return {k: torch.as_tensor(v) for k, v in state.items() if isinstance(v, torch.Tensor) or hasattr(v, "__array__")}
+
+
+def load_matching(module, state: dict, path: str | os.PathLike, network: str, *, ignore_unexpected: bool = False) -> None:
+    """Load ``state`` into ``module`` only if every weight is there with its shape (and, unless
+    ``ignore_unexpected``, nothing else is): otherwise a one-line :class:`MissingWeightsError` naming the file, so a
+    checkpoint that would leave weights random never passes silently."""
+    from omnieval.errors import MissingWeightsError
+
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [] if ignore_unexpected else [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = [f"{len(missing)} weights missing (e.g. {missing[0]})"] if missing else []
+        parts += [f"{len(unexpected)} unexpected (e.g. {unexpected[0]})"] if unexpected else []
+        raise MissingWeightsError(f"{path}: not a {network} checkpoint for this configuration: {', '.join(parts)}")
+    wrong = [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise MissingWeightsError(f"{path}: not a {network} checkpoint for this configuration: {len(wrong)} weights "
+                                  f"have other shapes (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} vs "
+                                  f"{tuple(expected[wrong[0]].shape)})")
+    module.load_state_dict({k: state[k] for k in expected}, strict=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # The per-dimension metric
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ color
     paired with the object contains the target colour (substring tests).  Per video: colour frames / object
     frames; a video without object frames is not scored; the dimension: the mean over scored videos.
 spatial_relationship
-    per frame, boxes whose class is object_a or object_b (either, any order, including a-a pairs); every pair
+    per frame, boxes whose description (ObjectDet: the class name) is object_a or object_b (either, any order,
+    including a-a pairs; VBench compares the description, not ``det_obj``); every pair
     is scored by :func:`position_score` (left/right: horizontal centre distance must exceed the vertical one;
     top/bottom: the reverse; 1 if IoU < 0.1, else 0.1 / IoU; the direction itself is not checked, as in
     VBench); frame score = max over pairs (0 without a pair); the dimension: the mean over all frames, pooled.
@@ -33,8 +34,9 @@ human_action
 Frames before the detector: VBench's ``'middle'`` 16 frames; if the short side exceeds 768 it is resized to 720
 (bilinear; torchvision for object_class / multiple_objects / spatial_relationship, cv2 for color).
 
-Networks that cannot run on this machine fail when the metric is created, with one line naming the missing
-package or weight: GRiT needs ``detectron2`` (not on PyPI) and the ``vbench_grit`` weight; Tag2Text runs natively
+Every network runs natively or on vbench's own code with current numpy / transformers.  A missing weight fails when
+the metric is created, with one line naming the file: GRiT runs natively (:mod:`omnieval.metrics.vbench.grit`, same detections as vbench's detectron2
+GRiT) and needs the ``vbench_grit`` checkpoint and the ``bert-base-uncased`` vocabulary; Tag2Text runs natively
 (:mod:`omnieval.metrics.vbench.tag2text`, same captions as vbench's Tag2Text under transformers 4.33.2) and needs the
 ``vbench_tag2text`` checkpoint and the ``bert-base-uncased`` vocabulary; UMT needs ``vbench_umt_l16``.  Any of the
 metrics accepts ``detector=`` / ``captioner=`` / ``classifier=`` (a callable, see :class:`Detection`) instead of the
@@ -133,11 +135,12 @@ def position_score(relation: str, box1: Sequence[float], box2: Sequence[float], 
 
 
 def spatial_frame_scores(frames: Sequence[Sequence[Detection]], info: dict, iou_threshold: float = 0.1) -> list[float]:
-    """Per frame: max of :func:`position_score` over pairs of boxes of object_a / object_b (0 without a pair)."""
+    """Per frame: max of :func:`position_score` over pairs of boxes whose description is object_a or object_b (0
+    without a pair)."""
     a, b, relation = info["object_a"], info["object_b"], info["relationship"]
     scores = []
     for dets in frames:
-        boxes = [d.box for d in dets if d.label in (a, b)]
+        boxes = [d.box for d in dets if d.caption in (a, b)]  # vbench matches the description (ObjectDet: the class)
         pairs = [position_score(relation, boxes[i], boxes[j], iou_threshold) for i in range(len(boxes)) for j in range(i + 1, len(boxes))]
         scores.append(max([0.0, *pairs]))
     return scores
@@ -204,30 +207,23 @@ def umt_clip(frames: np.ndarray, *, num_frames: int = 16):
 
 
 # ---------------------------------------------------------------------------------------------
-# Networks (built only where their packages exist)
+# Networks
 # ---------------------------------------------------------------------------------------------
 def _require_package(package: str, metric: str, why: str) -> None:
     if importlib.util.find_spec(package) is None:
         raise OmniEvalError(f"{metric} needs the `{package}` package ({why}), which is not installed")
 
 
-def grit_detector(path: str | os.PathLike, task: str, device: str = "cpu") -> Detector:
-    """vbench's GRiT (``DenseCap`` for color, ``ObjectDet`` otherwise) as a :data:`Detector`.  Needs detectron2;
-    note that detectron2's checkpointer unpickles the weight file (not ``weights_only``)."""
-    import torch
+def grit_detector(path: str | os.PathLike, task: str, device: str = "cpu", *, vocab: str | os.PathLike | None = None) -> Detector:
+    """GRiT-B (``DenseCap`` for color, ``ObjectDet`` otherwise) as a :data:`Detector`: omnieval's native port
+    (:class:`omnieval.metrics.vbench.grit.GRiT`, no detectron2) with vbench's GRiT detections (boxes, descriptions,
+    ``det_obj`` labels) on the same frame and weight file.  The checkpoint (``grit_b_densecap_objectdet.pth``) is
+    loaded without executing code; ``vocab``: the bert-base-uncased vocabulary directory (else the manifest entry)."""
+    from omnieval.metrics.vbench.grit import GRiT, GRiTConfig
+    from omnieval.metrics.weights import resolve
 
-    grit = import_vbench("vbench.third_party.grit_model").DenseCaptioning(torch.device(device))
-    if task == "DenseCap":
-        grit.initialize_model(model_weight=str(path))
-    else:
-        grit.initialize_model_det(model_weight=str(path))
-
-    def detect(frame: np.ndarray) -> list[Detection]:
-        with torch.no_grad():
-            results = grit.run_caption_tensor(frame)[0]
-        return [Detection(caption, tuple(box), labels[i]) for i, (caption, box, labels) in enumerate(results)]
-
-    return detect
+    model = GRiT.from_checkpoint(path, resolve("bert-base-uncased", vocab), config=GRiTConfig.vbench(task), device=device)
+    return model.detect
 
 
 #: vbench human_action's model arguments (timm's create_model drops None-valued ones, so none are passed here)
@@ -293,11 +289,13 @@ def tag2text_captioner(path: str | os.PathLike, device: str = "cpu", *, vocab: s
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GRiTOptions:
-    """``weight_id``/``ckpt_path``: GRiT-B densecap+objectdet; ``num_frames``: 'middle' frames per video;
-    ``iou_threshold``: spatial_relationship's overlap threshold."""
+    """``weight_id``/``ckpt_path``: GRiT-B densecap+objectdet; ``vocab_path``: BERT vocabulary directory (default:
+    the ``bert-base-uncased`` manifest entry); ``num_frames``: 'middle' frames per video; ``iou_threshold``:
+    spatial_relationship's overlap threshold."""
 
     weight_id: str = "vbench_grit"
     ckpt_path: str | None = None
+    vocab_path: str | None = None
     num_frames: int = 16
     iou_threshold: float = 0.1
 
@@ -328,11 +326,29 @@ class _NetworkMixin:
         return [] if self._network is not None or self.options.ckpt_path else [self.options.weight_id]
 
 
-class _GRiTDimension(_NetworkMixin, PooledDimensionMetric):
+class _WithBertVocab(_NetworkMixin):
+    """A network whose text side tokenizes with the BERT uncased vocabulary (``vocab_path`` option, else the
+    ``bert-base-uncased`` manifest entry): required, and resolved at creation, next to the checkpoint."""
+
+    def _init_network(self, network: Callable | None) -> None:
+        super()._init_network(network)
+        if network is None:
+            from omnieval.metrics.weights import resolve
+
+            resolve("bert-base-uncased", self.options.vocab_path)  # fail at creation, not at the first video
+
+    def required_weights(self) -> list[str]:
+        if self._network is not None:
+            return []
+        return super().required_weights() + ([] if self.options.vocab_path else ["bert-base-uncased"])
+
+
+class _GRiTNetwork(_WithBertVocab):
+    """GRiT on VBench's detector frames; combined with the metric class that pools the dimension's way."""
+
     Options = GRiTOptions
-    weights: ClassVar[tuple[str, ...]] = ("vbench_grit",)
+    weights: ClassVar[tuple[str, ...]] = ("vbench_grit", "bert-base-uncased")
     needs: ClassVar[tuple[str, ...]] = ("output", "doc")
-    package = ("detectron2", "GRiT detector; not on PyPI: install from github.com/facebookresearch/detectron2")
     grit_task: ClassVar[str] = "ObjectDet"
     resize: ClassVar[str] = "torchvision"
 
@@ -341,7 +357,7 @@ class _GRiTDimension(_NetworkMixin, PooledDimensionMetric):
         self._init_network(detector)
 
     def build(self, path) -> Detector:
-        return grit_detector(path, self.grit_task, default_device())
+        return grit_detector(path, self.grit_task, default_device(), vocab=self.options.vocab_path)
 
     def detections(self, video: Video) -> list[list[Detection]]:
         frames = detector_frames(video.frames, num_frames=self.options.num_frames, resize=self.resize)
@@ -350,7 +366,7 @@ class _GRiTDimension(_NetworkMixin, PooledDimensionMetric):
 
 
 @register_metric("vbench_object_class", description="VBench object class: GRiT detects the prompt's object, frame success rate", capability=("t2v", "long_video"))
-class ObjectClass(_GRiTDimension):
+class ObjectClass(_GRiTNetwork, PooledDimensionMetric):
     dimension = "object_class"
 
     def score_video(self, video: Video, item: MetricInput) -> Pooled:
@@ -360,7 +376,7 @@ class ObjectClass(_GRiTDimension):
 
 
 @register_metric("vbench_multiple_objects", description="VBench multiple objects: GRiT detects both objects, frame success rate", capability=("t2v", "long_video"))
-class MultipleObjects(_GRiTDimension):
+class MultipleObjects(_GRiTNetwork, PooledDimensionMetric):
     dimension = "multiple_objects"
 
     def score_video(self, video: Video, item: MetricInput) -> Pooled:
@@ -370,7 +386,7 @@ class MultipleObjects(_GRiTDimension):
 
 
 @register_metric("vbench_spatial_relationship", description="VBench spatial relationship: GRiT boxes, left/right/top/bottom rule with IoU 0.1, mean over frames", capability=("t2v", "long_video"))
-class SpatialRelationship(_GRiTDimension):
+class SpatialRelationship(_GRiTNetwork, PooledDimensionMetric):
     dimension = "spatial_relationship"
 
     def score_video(self, video: Video, item: MetricInput) -> Pooled:
@@ -380,14 +396,13 @@ class SpatialRelationship(_GRiTDimension):
 
 
 @register_metric("vbench_color", description="VBench color: GRiT dense captions name the target colour, per-video rate over frames with the object", capability=("t2v", "long_video"))
-class Color(_GRiTDimension, VBenchDimensionMetric):
+class Color(_GRiTNetwork, VBenchDimensionMetric):
+    """Per-video rates averaged over scored videos (not pooled over frames)."""
+
     dimension = "color"
     grit_task = "DenseCap"
     resize = "cv2"
     needs: ClassVar[tuple[str, ...]] = ("output", "prompt", "doc")
-
-    score = VBenchDimensionMetric.score
-    compute = VBenchDimensionMetric.compute
 
     def score_video(self, video: Video, item: MetricInput) -> float | Skip:
         color = auxiliary_info(item, self.dimension)["color"]
@@ -411,7 +426,7 @@ class SceneOptions:
 
 
 @register_metric("vbench_scene", description="VBench scene: Tag2Text frame captions contain every word of the scene, frame success rate", capability=("t2v", "long_video"))
-class Scene(_NetworkMixin, PooledDimensionMetric):
+class Scene(_WithBertVocab, PooledDimensionMetric):
     dimension = "scene"
     Options = SceneOptions
     weights: ClassVar[tuple[str, ...]] = ("vbench_tag2text", "bert-base-uncased")
@@ -421,15 +436,6 @@ class Scene(_NetworkMixin, PooledDimensionMetric):
     def __init__(self, captioner: Captioner | None = None, **options: Any):
         super().__init__(**options)
         self._init_network(captioner)
-        if captioner is None:
-            from omnieval.metrics.weights import resolve
-
-            resolve("bert-base-uncased", self.options.vocab_path)  # fail at creation, not at the first video
-
-    def required_weights(self) -> list[str]:
-        if self._network is not None:
-            return []
-        return super().required_weights() + ([] if self.options.vocab_path else ["bert-base-uncased"])
 
     def build(self, path) -> Captioner:
         return tag2text_captioner(path, default_device(), vocab=self.options.vocab_path,

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from omnieval.errors import MediaError, MissingWeightsError, OmniEvalError
+from omnieval.metrics.vbench.common import load_matching, read_checkpoint
 from omnieval.metrics.vbench.tag2text.bert import BertLMHead, BertModel, BertSizes, StepLogits, tie_parameters
 from omnieval.metrics.vbench.tag2text.generate import BeamSettings, beam_search
 from omnieval.metrics.vbench.tag2text.swin import SwinEncoder
@@ -218,18 +219,7 @@ class Tag2TextCaptioner(nn.Module):
         return model.eval().to(device)
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
-        state = _read_checkpoint(path)
-        own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        if missing:
-            raise MissingWeightsError(f"{path}: not a Tag2Text checkpoint for this configuration ({len(missing)} weights "
-                                      f"missing, e.g. {missing[0]})")
-        wrong = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
-        if wrong:
-            k = wrong[0]
-            raise MissingWeightsError(f"{path}: {len(wrong)} weights have the wrong shape, e.g. {k} "
-                                      f"{tuple(state[k].shape)} (expected {tuple(own[k].shape)})")
-        self.load_state_dict({k: state[k] for k in own}, strict=True)
+        load_matching(self, _read_checkpoint(path), path, "Tag2Text", ignore_unexpected=True)
 
     # -- inference ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -300,19 +290,6 @@ class Tag2TextCaptioner(nn.Module):
 
 
 def _read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The state dict of a Tag2Text checkpoint, without executing code."""
-    import pickle
-
-    from omnieval.safe_pickle import restricted_load
-
-    if not Path(path).is_file():
-        raise MissingWeightsError(f"Tag2Text checkpoint {path} does not exist")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError):
-        obj = restricted_load(path)
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict):
-        raise MissingWeightsError(f"{path}: expected a state dict or {{'model': state dict}}, got {type(obj).__name__}")
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor) and k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS}
+    """The state dict of a Tag2Text checkpoint, without executing code and without the derived buffers (they are
+    recomputed, as vbench's loader deletes them)."""
+    return {k: v for k, v in read_checkpoint(path, "Tag2Text").items() if k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS}
