@@ -14,7 +14,7 @@ Conventions (they change metric values, so they are fixed here and documented):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -28,10 +28,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 @dataclass
 class Video:
-    """``frames``: uint8 ``T x H x W x 3`` RGB; ``fps``: frames per second."""
+    """``frames``: uint8 ``T x H x W x 3`` RGB; ``fps``: frames per second; ``path``: the file it was decoded
+    from, if any (a metric whose reference decodes the file its own way, e.g. resizing while decoding, uses it)."""
 
     frames: np.ndarray
     fps: float = 8.0
+    path: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         self.frames = as_uint8_frames(self.frames, what="video")
@@ -130,7 +132,7 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> Vid
         raise MediaError(f"cannot decode video {path}: {exc}") from exc
     if not frames:
         raise MediaError(f"video has no frames: {path}")
-    return Video(np.stack(frames), fps=fps)
+    return Video(np.stack(frames), fps=fps, path=str(path))
 
 
 def write_image(image: np.ndarray, path: str | os.PathLike) -> Path:

@@ -421,3 +421,22 @@ def test_grit_metrics_end_to_end_with_a_given_detector():
     objects = semantic_dims.ObjectClass(detector=detector)
     objects.update(items("object_class", {"object": "car"}, "a car"))
     assert objects.compute() == {"object_class": 12 / 32}
+
+
+def test_scene_frames_are_decoded_like_vbench(tmp_path):
+    """Tag2Text's input: vbench's scene decodes with decord scaling to 384x384 while decoding; a video read from a
+    file is decoded the same way (exactly equal pixels); an in-memory video falls back to its own frames."""
+    import cv2
+    from vbench.utils import load_video
+
+    from omnieval.media import read_video, write_video
+
+    rng = np.random.default_rng(1)
+    frames = np.stack([cv2.resize(f, (80, 60), interpolation=cv2.INTER_CUBIC)
+                       for f in rng.integers(0, 256, (20, 6, 8, 3), dtype=np.uint8)])
+    path = write_video(Video(frames, fps=8), tmp_path / "v.mp4")
+    reference = load_video(str(path), num_frames=16, return_tensor=False, width=384, height=384)
+    ours = semantic_dims.scene_frames(read_video(path))
+    assert ours.shape == (16, 384, 384, 3) and np.array_equal(ours, reference)
+    in_memory = semantic_dims.scene_frames(Video(frames, fps=8))
+    assert in_memory.shape == (16, 60, 80, 3)

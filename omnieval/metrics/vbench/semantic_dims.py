@@ -206,6 +206,25 @@ def umt_clip(frames: np.ndarray, *, num_frames: int = 16):
     return ((clip - mean) / std).unsqueeze(0)
 
 
+def scene_frames(video: Video, num_frames: int = 16, size: int = 384) -> np.ndarray:
+    """Tag2Text's frames as VBench's scene reads them: ``load_video(num_frames=16, width=384, height=384)``, i.e.
+    decord scaling each 'middle' frame to ``size x size`` *while decoding* (FFmpeg's scaler on the decoded
+    picture).  When the video came from a file (``video.path``) and decord is installed, the file is decoded that
+    way, giving VBench's exact pixels; otherwise the decoded frames are returned and the captioner resizes them with
+    PIL bilinear (at most 1 grey level from decord's scaler; a caption can then differ)."""
+    if video.path and importlib.util.find_spec("decord") is not None:
+        import decord
+
+        decord.bridge.set_bridge("native")
+        try:
+            reader = decord.VideoReader(video.path, width=size, height=size, num_threads=1)
+        except (RuntimeError, decord.DECORDError):
+            reader = None
+        if reader is not None and len(reader) == len(video):
+            return reader.get_batch(list(vbench_middle_indices(num_frames, len(reader)))).asnumpy()
+    return video.frames[vbench_middle_indices(num_frames, len(video))]
+
+
 # ---------------------------------------------------------------------------------------------
 # Networks
 # ---------------------------------------------------------------------------------------------
@@ -273,9 +292,9 @@ def tag2text_captioner(path: str | os.PathLike, device: str = "cpu", *, vocab: s
     the same captions as vbench 0.1.5's Tag2Text under transformers 4.33.2, including its beam-expansion quirk
     (caption ``i`` conditioned on frame ``i // 3``) unless ``vbench_beam_quirk=False``.  Weights: ``path``
     (``tag2text_swin_14m.pth``, loaded without executing code) and the ``bert-base-uncased`` vocabulary
-    (``vocab``, else the manifest entry).  Frames are resized to 384x384 with PIL bilinear (VBench lets decord's
-    ffmpeg ``scale`` filter resize while decoding; the two differ by at most 1 grey level, mean 0.22, on a
-    64 -> 384 upsample); all frames of a video are captioned as one batch, as VBench does."""
+    (``vocab``, else the manifest entry).  Frames not already 384x384 (see :func:`scene_frames`) are resized with
+    PIL bilinear (VBench's ``tag2text_transform``); all frames of a video are captioned as one batch, as VBench
+    does."""
     from omnieval.metrics.vbench.tag2text import Tag2TextCaptioner, Tag2TextConfig
     from omnieval.metrics.weights import resolve
 
@@ -442,8 +461,7 @@ class Scene(_WithBertVocab, PooledDimensionMetric):
                                   vbench_beam_quirk=self.options.vbench_beam_quirk)
 
     def score_video(self, video: Video, item: MetricInput) -> Pooled:
-        frames = video.frames[vbench_middle_indices(self.options.num_frames, len(video))]
-        captions = self.network()(frames)
+        captions = self.network()(scene_frames(video, self.options.num_frames))
         hits = scene_hits(captions, auxiliary_info(item, self.dimension)["scene"]["scene"])
         return Pooled(hits, len(captions), hits / len(captions))
 
