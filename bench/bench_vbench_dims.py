@@ -4,7 +4,7 @@
                                                    [--dims subject_consistency,dynamic_degree,...]
 
 Every network is built with RANDOM weights at its real architecture size (DINO ViT-B/16, CLIP ViT-B/32 and
-ViT-L/14 + LAION head, ViCLIP-L/14, MUSIQ, RAFT, AMT-S, UMT-L/16), saved to a temporary directory in the
+ViT-L/14 + LAION head, ViCLIP-L/14, MUSIQ, RAFT, AMT-S, UMT-L/16, Tag2Text Swin-B + BERT, GRiT-B), saved to a temporary directory in the
 format the metric loads, and handed to the registered metric through its explicit path options
 (``ckpt_path`` / ``clip_path`` / ``head_path`` / ``raft_path`` / ``amt_path``).  Nothing is downloaded.
 
@@ -21,7 +21,7 @@ For each dimension the table gives:
 * ``value``: the computed number -- meaningless with random weights (``missing`` when every video was skipped,
   e.g. temporal_flickering's static filter rejects moving videos; the RAFT pass is still timed).
 
-Dimensions that cannot run here (no detectron2 for GRiT, no transformers 4 for Tag2Text, ...) are listed with
+Dimensions that cannot run here (if any) are listed with
 the reason the metric itself gives when created.  The time to write the random weights is printed separately.
 """
 from __future__ import annotations
@@ -39,7 +39,14 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 PROMPT = "A person is riding a bike"
-DOC = {"auxiliary_info": {"appearance_style": {"appearance_style": "oil painting"}}}
+DOC = {"auxiliary_info": {
+    "appearance_style": {"appearance_style": "oil painting"},
+    "scene": {"scene": {"scene": "kitchen"}},  # VBench_full_info nests it this deep
+    "object_class": {"object": "person"},
+    "multiple_objects": {"object": "person and bicycle"},
+    "color": {"color": "red"},
+    "spatial_relationship": {"spatial_relationship": {"object_a": "person", "object_b": "bicycle", "relationship": "on the left of"}},
+}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +141,50 @@ def write_umt(directory: Path) -> Path:
     return _save_state(model, directory / "l16_ptk710_ftk710_ftk400_f16_res224.pth")
 
 
+def write_bert_vocab(directory: Path) -> Path:
+    """A 30522-entry BERT-style vocab.txt (the tests' synthetic stand-in for bert-base-uncased)."""
+    from test_vbench_tag2text import write_vocab
+
+    write_vocab(directory / "bert-base-uncased")
+    return directory / "bert-base-uncased"
+
+
+def write_tag2text(directory: Path) -> Path:
+    """Tag2Text at its real sizes (Swin-B 384, BERT-base tag encoder and decoder) with the tests' random-weight
+    recipe (tags pass the threshold, captions vary), saved as ``{"model": state_dict}``."""
+    import dataclasses
+
+    import torch
+    from test_vbench_tag2text import random_model
+
+    from omnieval.metrics.vbench.tag2text.model import Tag2TextConfig
+
+    real = {f.name: getattr(Tag2TextConfig(), f.name) for f in dataclasses.fields(Tag2TextConfig)}
+    model = random_model(write_bert_vocab(directory), **real)
+    path = directory / "tag2text_swin_14m.pth"
+    torch.save({"model": model.state_dict()}, path)
+    return path
+
+
+def write_grit(directory: Path) -> Path:
+    """GRiT-B (ViT-B backbone, CenterNet, 3-stage cascade, BERT text decoder) with the tests' random-weight recipe
+    (a few detections per frame with short descriptions), in detectron2's ``{"model": state_dict}`` layout."""
+    from test_vbench_grit import random_grit, save_checkpoint
+
+    from omnieval.metrics.vbench.grit import GRiTConfig
+
+    model = random_grit(GRiTConfig.vbench(), None, seed=0, cls_bias=4.0, hm_bias=-3.46, eos_bias=2.0)
+    save_checkpoint(model, directory / "grit_b_densecap_objectdet.pth")
+    return directory / "grit_b_densecap_objectdet.pth"
+
+
+def write_grit_vocab(directory: Path) -> Path:
+    from test_vbench_grit import write_vocab
+
+    write_vocab(directory / "grit_vocab")
+    return directory / "grit_vocab"
+
+
 WEIGHTS: dict[str, Callable[[Path], Path]] = {
     "dino": write_dino,
     "clip_b32": write_clip_b32,
@@ -144,6 +195,10 @@ WEIGHTS: dict[str, Callable[[Path], Path]] = {
     "raft": write_raft,
     "amt": write_amt,
     "umt": write_umt,
+    "tag2text": write_tag2text,
+    "bert_vocab": write_bert_vocab,
+    "grit": write_grit,
+    "grit_vocab": write_grit_vocab,
 }
 
 
@@ -229,6 +284,9 @@ DIMENSIONS: dict[str, Dimension] = {
     "dynamic_degree": Dimension({"raft_path": "raft"}, _load_raft),
     "motion_smoothness": Dimension({"amt_path": "amt"}, _load_amt),
     "human_action": Dimension({"ckpt_path": "umt"}, _load_network),
+    "scene": Dimension({"ckpt_path": "tag2text", "vocab_path": "bert_vocab"}, _load_network),
+    **{name: Dimension({"ckpt_path": "grit", "vocab_path": "grit_vocab"}, _load_network)
+       for name in ("object_class", "multiple_objects", "spatial_relationship", "color")},
 }
 
 
