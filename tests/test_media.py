@@ -57,3 +57,31 @@ def test_uniform_policy_is_linspace_rounded():
     assert list(sample_frame_indices(10, 3, "stride", stride=4)) == [0, 4, 8]
     with pytest.raises(MediaError):
         sample_frame_indices(5, 8, "first")
+
+
+@pytest.mark.parametrize("codec, width, height", [("libx264", 480, 270), ("mpeg4", 352, 198)])
+def test_lossy_yuv420p_video_decodes_like_vbench_decoders(tmp_path, codec, width, height):
+    """Generated videos from other models are lossy yuv420p: omnieval's reader (PyAV rgb24) must give the same RGB
+    frames as the decoders VBench uses (decord ``load_video``; cv2 ``VideoCapture`` + BGR->RGB), or every VBench
+    dimension would drift.  Exact equality, odd sizes, B-frames (x264 defaults)."""
+    import av
+    import cv2
+    import decord
+
+    rng = np.random.default_rng(0)
+    base = np.kron(rng.integers(0, 256, (height // 6 + 1, width // 6 + 1, 3), dtype=np.uint8), np.ones((6, 6, 1), np.uint8))
+    path = tmp_path / "lossy.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for t in range(12):
+            frame = np.ascontiguousarray(np.roll(base[:height, :width], 3 * t, axis=1))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    ours = read_video(path).frames
+    by_decord = decord.VideoReader(str(path), num_threads=1).get_batch(list(range(len(ours)))).asnumpy()
+    capture, by_cv2 = cv2.VideoCapture(str(path)), []
+    while (read := capture.read())[0]:
+        by_cv2.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
+    assert ours.shape == (12, height, width, 3)
+    assert np.array_equal(ours, by_decord) and np.array_equal(ours, np.stack(by_cv2))
