@@ -173,7 +173,9 @@ def write_grit(directory: Path) -> Path:
 
     from omnieval.metrics.vbench.grit import GRiTConfig
 
-    model = random_grit(GRiTConfig.vbench(), None, seed=0, cls_bias=4.0, hm_bias=-3.46, eos_bias=2.0)
+    from test_vbench_grit import GRIT_B_RECIPE
+
+    model = random_grit(GRiTConfig.vbench(), None, **GRIT_B_RECIPE)
     save_checkpoint(model, directory / "grit_b_densecap_objectdet.pth")
     return directory / "grit_b_densecap_objectdet.pth"
 
