@@ -175,7 +175,8 @@ def cmd_score(args) -> int:
 def cmd_export(args) -> int:
     from omnieval.export import export_run
 
-    written = export_run(_saved_runner(args.output_path), args.task, Path(args.dest), args.format)
+    runner = _saved_runner(args.output_path)
+    written = export_run(runner.plan(), runner.store, args.task, Path(args.dest), args.format)
     print(f"exported {len(written)} files to {args.dest}")
     return 0
 
@@ -186,7 +187,7 @@ def _finish(runner, data: dict, log_samples: bool) -> None:
     if log_samples:
         from omnieval.samples import write_scored_samples
 
-        write_scored_samples(runner)
+        write_scored_samples(runner.plan(), runner.store)
     if runner.run.rank == 0 and not runner.run.predict_only:
         print(results_table(data))
         c = data.get("counters", {})
@@ -206,11 +207,12 @@ def cmd_ls(args) -> int:
         for name, cfg in sorted(all_tasks(tuple(args.include_path)).items()):
             print(f"{name:28s} {cfg.capability:12s} {cfg.description}")
         return 0
-    from omnieval.registry import METRICS, MODELS
+    from omnieval.registry import METRICS, MODELS, get_model
 
     registry = MODELS if args.what == "models" else METRICS
     for name, entry in sorted(registry.catalog().items()):
-        print(f"{name:32s} {entry.capability:28s} {entry.description}")
+        caps = ",".join(get_model(name).capabilities) if args.what == "models" else entry.capability
+        print(f"{name:32s} {caps:28s} {entry.description}")
     return 0
 
 

@@ -30,12 +30,12 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from omnieval.capabilities import CAPABILITIES
 from omnieval.errors import ConfigError
 
 #: libyaml's safe loader when available (5-10x faster), else the pure-Python one; both build plain data only
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-CAPABILITIES = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
 THINK_MODES = ("off", "on")
 
 
@@ -115,6 +115,11 @@ class MetricSpec:
     label: str | None = None
     where: dict = field(default_factory=dict)
 
+    @property
+    def result_label(self) -> str:
+        """The name results use for this metric: ``label`` if given, else the registry name."""
+        return self.label or self.name
+
     def options_hash(self) -> str:
         return stable_hash({"name": self.name, "options": self.options})
 
@@ -140,6 +145,8 @@ class TaskConfig:
     metrics: tuple[MetricSpec, ...] = ()
     #: task-level aggregations over the metric values (names in :data:`omnieval.aggregate.AGGREGATORS`)
     aggregates: tuple[str, ...] = ()
+    #: doc fields to break every metric down by (one value per field value, from the same per-item scores)
+    group_by: tuple[str, ...] = ()
     source_file: str | None = None
 
     def generation_hash(self) -> str:
@@ -234,21 +241,63 @@ def _plain_type(hint: Any):
     return hint if isinstance(hint, type) else None
 
 
-def load_task_file(path: str | Path) -> list[TaskConfig]:
-    """Parse one task YAML file (a mapping, or a list of mappings) into validated TaskConfigs."""
-    path = Path(path)
+def _read_yaml(path: Path):
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{pos} malformed YAML: {getattr(exc, 'problem', exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: task file is not UTF-8 text") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read task file: {exc.strerror}") from exc
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` on top of ``base``; nested mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def resolve_includes(doc: Any, path: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """Expand ``include:`` (a file name, or a list of them, relative to the including file).
+
+    Included files are merged in order, then the including file's own keys on top (:func:`deep_merge`: a task
+    can override one generation setting without repeating the others).  Files whose name starts with ``_``
+    hold shared parts only and are not tasks themselves.  Include cycles are an error.
+    """
+    if not isinstance(doc, dict) or "include" not in doc:
+        return doc
+    names = doc["include"]
+    names = names if isinstance(names, list) else [names]
+    merged: dict = {}
+    for name in names:
+        if not isinstance(name, str):
+            raise ConfigError(f"{path}: include: expected file names, got {name!r}")
+        target = (path.parent / name).resolve()
+        if target in chain or target == path.resolve():
+            raise ConfigError(f"{path}: include cycle through {name}")
+        if not target.is_file():
+            raise ConfigError(f"{path}: included file not found: {name} (looked in {path.parent})")
+        included = resolve_includes(_read_yaml(target), target, chain + (path.resolve(),))
+        if not isinstance(included, dict):
+            raise ConfigError(f"{target}: an included file must be a mapping, got {type(included).__name__}")
+        merged = deep_merge(merged, included)
+    return deep_merge(merged, {k: v for k, v in doc.items() if k != "include"})
+
+
+def load_task_file(path: str | Path) -> list[TaskConfig]:
+    """Parse one task YAML file (a mapping, or a list of mappings) into validated TaskConfigs."""
+    path = Path(path)
+    raw = _read_yaml(path)
     docs = raw if isinstance(raw, list) else [raw]
     out = []
     for i, doc in enumerate(docs):
         where = f"{path}" + (f"[{i}]" if isinstance(raw, list) else "")
+        doc = resolve_includes(doc, path)
         if isinstance(doc, dict):
             doc = dict(doc, source_file=str(path))
             metrics = doc.get("metrics") or []

@@ -13,27 +13,29 @@ import shutil
 from pathlib import Path
 
 from omnieval.errors import OmniEvalError
+from omnieval.planning import TaskPlan
+from omnieval.store import Store
 
 FORMATS = ("vbench",)
 
 
-def export_run(runner, task: str, dest: Path, fmt: str = "vbench") -> list[Path]:
-    """Export ``task``'s artifacts from the runner's output folder to ``dest``; returns the files written."""
-    from omnieval.metrics.vbench.naming import video_filename
+def export_run(plans: list[TaskPlan], store: Store, task: str, dest: Path, fmt: str = "vbench") -> list[Path]:
+    """Export ``task``'s artifacts from the store's output folder to ``dest``; returns the files written."""
+    from omnieval.naming import video_filename
 
     if fmt not in FORMATS:
         raise OmniEvalError(f"export: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
-    plans = [p for p in runner.plan() if p.cfg.task == task]
-    if not plans:
-        raise OmniEvalError(f"export: task {task!r} is not part of the run in {runner.run.output_path}")
-    plan = plans[0]
+    chosen = [p for p in plans if p.cfg.task == task]
+    if not chosen:
+        raise OmniEvalError(f"export: task {task!r} is not part of the run in {store.root}")
+    plan = chosen[0]
     written = []
     for item in plan.items:
-        record = runner.store.generation(item.task, item.key)
+        record = store.generation(item.task, item.key)
         if record is None or not record.get("artifact"):
             raise OmniEvalError(f"export: no generated media for task {task} doc {item.doc.id} sample "
                                 f"{item.sample_index} think {item.think}; run `omnieval run` first")
-        source = Path(runner.run.output_path) / record["artifact"]
+        source = store.root / record["artifact"]
         prompt = str(item.doc.get(plan.cfg.fields.prompt, item.prompt))
         folder = dest / "think" if item.think == "on" else dest
         target = folder / video_filename(prompt, item.sample_index, ext=source.suffix)

@@ -1,23 +1,29 @@
-"""Planning: the work items of a task (task x doc x sample index x think mode) and their rendered prompts.
+"""Planning: which work items a run has (task x doc x sample index x think mode), their prompts and keys.
 
 A work item's key hashes everything that determines its output: the model identity (name, output-relevant
 args, checkpoint fingerprint), the task's generation hash (dataset, fields, prompt template, generation
 settings), the doc id and content, the sample index, the seed and the think mode.  Sample ``i`` of every
 prompt uses seed ``base + i``; think-on items reuse the think-off seeds, so the two modes are paired.
+
+:func:`plan_run` returns the run's :class:`TaskPlan` list; ``run``, ``score``, ``export`` and ``--log_samples``
+work from it (they take plans, not a runner).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable
 
-from omnieval.config import TaskConfig, stable_hash
-from omnieval.errors import ConfigError
-from omnieval.models.base import THINKING_CAPABILITIES, ModelIdentity
-from omnieval.tasks import Doc
+from omnieval.capabilities import Capability, capability
+from omnieval.config import MetricSpec, RunConfig, TaskConfig, stable_hash
+from omnieval.errors import CapabilityError, ConfigError, UnknownNameError
+from omnieval.models.base import ModelIdentity
+from omnieval.tasks import Doc, load_docs, resolve_tasks
 
 
 @dataclass(frozen=True)
 class WorkItem:
+    """One thing to generate: a sample of a doc in one think mode."""
+
     task: str
     doc: Doc
     sample_index: int
@@ -25,6 +31,30 @@ class WorkItem:
     seed: int
     prompt: str
     key: str
+
+    @property
+    def item_id(self) -> str:
+        return f"{self.task}/{self.doc.id}/{self.sample_index}/{self.think}"
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """One task of a run: its config, capability record, docs (after --offset/--limit), items and metrics."""
+
+    cfg: TaskConfig
+    capability: Capability
+    docs: tuple[Doc, ...]
+    items: tuple[WorkItem, ...]
+    metrics: tuple[MetricSpec, ...]
+
+    def scored_items(self, spec: MetricSpec, items: Iterable[WorkItem] | None = None) -> list[WorkItem]:
+        """The items ``spec`` scores (all, or those whose doc matches its ``where``)."""
+        items = self.items if items is None else items
+        return [it for it in items if spec.applies_to(it.doc.fields)] if spec.where else list(items)
+
+    def scored_specs(self, item: WorkItem) -> list[MetricSpec]:
+        """The metrics that score ``item``."""
+        return [spec for spec in self.metrics if spec.applies_to(item.doc.fields)]
 
 
 def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
@@ -51,13 +81,13 @@ def format_choices(choices) -> str:
     return "\n".join(f"({k}) {v}" for k, v in pairs)
 
 
-def plan_items(cfg: TaskConfig, docs: list[Doc], identity: ModelIdentity, think_modes: Iterable[str], seed: int | None,
+def plan_items(cfg: TaskConfig, docs: Iterable[Doc], identity: ModelIdentity, think_modes: Iterable[str], seed: int | None,
                model_thinks: bool = True) -> list[WorkItem]:
     """Work items of one task.  Think-on items exist only where the task lists ``on``, the capability takes
     ``think`` and the model supports it."""
     base_seed = cfg.generation.seed if seed is None else seed
     modes = [t for t in think_modes if t in cfg.think]
-    if cfg.capability not in THINKING_CAPABILITIES or not model_thinks:
+    if not capability(cfg.capability).think or not model_thinks:
         modes = [t for t in modes if t == "off"]
     gen_hash = cfg.generation_hash()
     items = []
@@ -80,6 +110,46 @@ def _num_samples(cfg: TaskConfig, doc: Doc) -> int:
         n = int(value)
     except (TypeError, ValueError):
         n = 0
-    if n < 1:
+    if n < 1 or n != value and not (isinstance(value, str) and value.strip().isdigit()):
         raise ConfigError(f"task {cfg.task}: doc {doc.id} field {cfg.fields.num_samples!r} must be a positive integer, got {value!r}")
     return n
+
+
+def plan_run(run: RunConfig, model_cls, identity: ModelIdentity) -> list[TaskPlan]:
+    """The run's task plans.  Checks, before anything runs, that the model serves every task's capability and that
+    every metric's options are valid.  (A :class:`~omnieval.runner.Runner` plans once and hands the plans to the
+    other phases, ``export`` and ``--log_samples``.)"""
+    from omnieval.registry import get_metric
+
+    configs = resolve_tasks(run.tasks, run.include_path)
+    for task in run.dataset_overrides:
+        if task not in {c.task for c in configs}:
+            raise UnknownNameError("task (in --dataset)", task, sorted(c.task for c in configs))
+    plans = []
+    for cfg in configs:
+        cap = capability(cfg.capability)
+        if cfg.capability not in model_cls.capabilities:
+            raise CapabilityError(
+                f"model {identity.name!r} cannot run task {cfg.task!r}: it needs capability {cfg.capability!r}, "
+                f"the model has {', '.join(model_cls.capabilities) or 'none'}")
+        docs = load_docs(cfg, run.dataset_overrides.get(cfg.task))
+        total = len(docs)
+        docs = docs[run.offset:]
+        if run.limit is not None:
+            docs = docs[: run.limit]
+        if not docs:
+            raise ConfigError(f"task {cfg.task}: no docs to run (the dataset has {total}, --offset is {run.offset})")
+        items = plan_items(cfg, docs, identity, run.think_modes(), run.seed, model_thinks=model_cls.supports_think)
+        for spec in cfg.metrics:
+            get_metric(spec.name).build_options(spec.options, f"task {cfg.task}: metric {spec.name}: options")
+        _check_labels(cfg)
+        plans.append(TaskPlan(cfg, cap, tuple(docs), tuple(items), tuple(cfg.metrics)))
+    return plans
+
+
+def _check_labels(cfg: TaskConfig) -> None:
+    seen: dict[str, MetricSpec] = {}
+    for spec in cfg.metrics:
+        if spec.result_label in seen and seen[spec.result_label] != spec:
+            raise ConfigError(f"task {cfg.task}: two metrics report as {spec.result_label!r}; give one a `label`")
+        seen[spec.result_label] = spec

@@ -16,7 +16,6 @@ Tasks are YAML files, not code; their registry lives in :mod:`omnieval.tasks`.
 from __future__ import annotations
 
 import ast
-import difflib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +54,6 @@ class Registry:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._objects[name] = obj
             obj.registry_name = name
-            obj.registry_description = description
-            if capability:
-                obj.registry_capability = capability
             return obj
 
         return wrap
@@ -128,9 +124,10 @@ MODELS = Registry("model", "omnieval.models", "register_model")
 METRICS = Registry("metric", "omnieval.metrics", "register_metric")
 
 
-def register_model(name: str, *, description: str = "", capability: str | tuple[str, ...] = "") -> Callable:
-    """Register a model class under ``name`` (``--model NAME``)."""
-    return MODELS.register(name, description=description, capability=_fmt(capability))
+def register_model(name: str, *, description: str = "") -> Callable:
+    """Register a model class under ``name`` (``--model NAME``).  Its capabilities are the class's
+    ``capabilities`` (one declaration; ``omnieval ls models`` imports the light model modules to read it)."""
+    return MODELS.register(name, description=description)
 
 
 def register_metric(name: str, *, description: str = "", capability: str | tuple[str, ...] = "") -> Callable:
@@ -144,7 +141,3 @@ def get_model(name: str):
 
 def get_metric(name: str):
     return METRICS.get(name)
-
-
-def closest(name: str, candidates: list[str]) -> list[str]:
-    return difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -223,14 +223,6 @@ class Store:
                 media.fps = float(record["fps"])
             return media
         return record.get("response", "")
-
-    def generation_records(self, task: str) -> Iterator[dict]:
-        seen = set()
-        for log in self._logs("samples", task, self._samples):
-            for key, rec in log.records.items():
-                if key not in seen:
-                    seen.add(key)
-                    yield rec
 
     # -- scores ---------------------------------------------------------------------------------
     def score(self, task: str, key: str) -> dict | None:

@@ -26,8 +26,7 @@ def _pixels(seed: int, prompt: str, shape) -> np.ndarray:
     return np.random.default_rng(digest).integers(0, 256, size=shape, dtype=np.uint8)
 
 
-@register_model("fake-test", description="deterministic fake model for harness tests",
-                capability=("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video"))
+@register_model("fake-test", description="deterministic fake model for harness tests")
 class FakeModel(Model):
     capabilities = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
     output_irrelevant_args = Model.output_irrelevant_args + ("delay",)
@@ -46,26 +45,28 @@ class FakeModel(Model):
             with open(path, "a") as f:
                 f.write(f"{n}\n")
 
-    def understand(self, media, questions, **gen):
-        self._log(len(questions))
-        return ["(B) because" if "even" in q else "A" for q in questions]
+    def understand(self, requests):
+        self._log(len(requests))
+        return ["(B) because" if "even" in r.prompt else "A" for r in requests]
 
-    def generate_image(self, prompts, think=False, height=16, width=16, **gen):
-        self._log(len(prompts))
-        return [Generation(_pixels(s + 1000 * think, p, (height, width, 3)), {"rewritten_prompt": p.upper() if think else None})
-                for p, s in zip(prompts, gen["seeds"])]
+    def generate_image(self, requests):
+        self._log(len(requests))
+        return [Generation(_pixels(r.seed + 1000 * r.think, r.prompt, (r.setting("height", 16), r.setting("width", 16), 3)),
+                           {"rewritten_prompt": r.prompt.upper() if r.think else None}) for r in requests]
 
-    def generate_video(self, prompts, think=False, height=16, width=16, num_frames=4, fps=8, **gen):
-        self._log(len(prompts))
-        return [Video(_pixels(s + 1000 * think, p, (num_frames, height, width, 3)), fps=fps) for p, s in zip(prompts, gen["seeds"])]
+    def generate_video(self, requests):
+        self._log(len(requests))
+        return [Video(_pixels(r.seed + 1000 * r.think, r.prompt, (r.setting("num_frames", 4), r.setting("height", 16),
+                                                                   r.setting("width", 16), 3)), fps=r.setting("fps", 8))
+                for r in requests]
 
-    def edit_image(self, images, instructions, think=False, **gen):
-        self._log(len(images))
-        return [np.ascontiguousarray(255 - img) for img in images]
+    def edit_image(self, requests):
+        self._log(len(requests))
+        return [np.ascontiguousarray(255 - r.media) for r in requests]
 
-    def edit_video(self, videos, instructions, think=False, **gen):
-        self._log(len(videos))
-        return [Video(255 - v.frames, v.fps) for v in videos]
+    def edit_video(self, requests):
+        self._log(len(requests))
+        return [Video(255 - r.media.frames, r.media.fps) for r in requests]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from omnieval.models.base import Model
 from omnieval.registry import register_model
 
 
-@register_model("test-bad-output", description="returns broken media (bad-input tests)", capability=("t2i", "t2v"))
+@register_model("test-bad-output", description="returns broken media (bad-input tests)")
 class BadOutputModel(Model):
     capabilities = ("t2i", "t2v")
 
@@ -22,14 +22,14 @@ class BadOutputModel(Model):
         super().__init__(mode=mode, **kwargs)
         self.mode = mode
 
-    def generate_image(self, prompts, think=False, **gen):
+    def generate_image(self, requests):
         bad = {"nan": np.full((8, 8, 3), np.nan, np.float32), "shape": np.zeros((8, 8), np.uint8), "none": None}
-        return [] if self.mode == "few" else [bad[self.mode] for _ in prompts]
+        return [] if self.mode == "few" else [bad[self.mode] for _ in requests]
 
-    def generate_video(self, prompts, think=False, **gen):
+    def generate_video(self, requests):
         if self.mode == "nan":
-            return [Video(np.full((2, 8, 8, 3), np.nan, np.float32)) for _ in prompts]
-        return [np.zeros((8, 8, 3), np.uint8) for _ in prompts]
+            return [Video(np.full((2, 8, 8, 3), np.nan, np.float32)) for _ in requests]
+        return [np.zeros((8, 8, 3), np.uint8) for _ in requests]
 
 
 @pytest.fixture()
@@ -157,7 +157,7 @@ def test_prediction_png_that_is_text_and_bad_manifests(tmp_path, tasks_dir, caps
     ("nan", "h_t2i", ["task h_t2i doc p0 sample 0 think off: contains NaN"]),
     ("nan", "h_t2v", ["model test-bad-output, task h_t2v doc(s) p0 think off: video: contains NaN"]),
     ("shape", "h_t2i", ["doc p0 sample 0 think off: expected an image of shape H x W x 3, got (8, 8)"]),
-    ("shape", "h_t2v", ["doc p0 sample 0 think off: expected a Video, got ndarray"]),
+    ("shape", "h_t2v", ["doc p0 sample 0 think off: generate_video() must return a Video, got ndarray"]),
     ("none", "h_t2i", ["doc p0 sample 0 think off: expected an image"]),
     ("few", "h_t2i", ["returned 0 outputs for 3 requests (task h_t2i)"]),
 ])

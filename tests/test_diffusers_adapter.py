@@ -1,6 +1,7 @@
 """The ``diffusers`` adapter on a tiny random WanPipeline saved to disk and loaded back through from_pretrained."""
 from __future__ import annotations
 
+from omnieval.models.base import make_requests
 import numpy as np
 import pytest
 
@@ -39,11 +40,11 @@ def test_video_and_image_generation_are_seeded_and_batch_independent(wan_dir):
 
     model = DiffusersGenerator.from_args(pretrained=str(wan_dir))
     gen = dict(height=16, width=16, num_frames=5, num_inference_steps=2, guidance_scale=5.0, fps=8)
-    both = model.generate_video(["a red ball", "a blue sky"], seeds=[1, 2], **gen)
-    alone = model.generate_video(["a blue sky"], seeds=[2], **gen)
+    both = model.generate_video(make_requests("t2v", ["a red ball", "a blue sky"], seeds=[1, 2], **gen))
+    alone = model.generate_video(make_requests("t2v", ["a blue sky"], seeds=[2], **gen))
     assert both[0].frames.shape == (5, 16, 16, 3) and both[0].frames.dtype == np.uint8 and both[0].fps == 8
     np.testing.assert_array_equal(both[1].frames, alone[0].frames)
-    images = model.generate_image(["a cat"], seeds=[3], height=16, width=16, num_inference_steps=2)
+    images = model.generate_image(make_requests("t2i", ["a cat"], seeds=[3], height=16, width=16, num_inference_steps=2))
     assert images[0].shape == (16, 16, 3)
     ident = DiffusersGenerator.identity_from_args(pretrained=str(wan_dir), device="cpu")
     assert ident.fingerprint == model.identity().fingerprint and not ident.fingerprint.startswith(("unresolved", "empty"))

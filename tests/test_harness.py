@@ -35,10 +35,15 @@ def values(out) -> dict:
 def test_results_schema(tmp_path, tasks_dir):
     assert run(tmp_path / "out", tasks_dir, "--think", "both") == 0
     data = json.loads((tmp_path / "out" / "results.json").read_text())
-    for key in ("schema_version", "results", "ablations", "configs", "task_hashes", "model", "environment", "timing", "counters"):
+    for key in ("schema_version", "results", "ablations", "configs", "task_hashes", "model", "environment", "timing", "counters",
+                "statistics"):
         assert key in data
+    assert data["schema_version"] == 2 and {"stderr", "ci", "p_value"} <= set(data["statistics"])
     r = data["results"]["h_t2i"]["brightness"]
-    assert set(r) == {"value", "stderr", "n", "higher_is_better"} and r["n"] == 8 and r["stderr"] > 0
+    assert set(r) == {"value", "stderr", "ci_low", "ci_high", "n", "n_clusters", "higher_is_better", "missing"}
+    assert r["n"] == 8 and r["n_clusters"] == 4 and r["stderr"] > 0 and r["ci_low"] < r["value"] < r["ci_high"]
+    ablation = data["ablations"]["h_t2i"]["brightness"]
+    assert ablation["n_clusters"] == 4 and ablation["p_value"] >= 2 / 2 ** 4  # exact sign-flip over 4 docs
     assert data["results"]["h_t2v"]["test_feature_spread/spread"]["higher_is_better"] is False
     assert "h_t2i@think" in data["results"] and "h_qa@think" not in data["results"]  # QA has no think mode
     assert data["ablations"]["h_t2i"]["brightness"]["n"] == 8

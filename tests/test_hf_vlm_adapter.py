@@ -1,6 +1,7 @@
 """The ``hf-vlm`` adapter on a tiny random LLaVA saved to disk and loaded back through from_pretrained."""
 from __future__ import annotations
 
+from omnieval.models.base import make_requests
 import numpy as np
 import pytest
 
@@ -47,12 +48,12 @@ def test_answers_video_questions_deterministically(llava_dir):
     model = HFVideoVLM.from_args(pretrained=str(llava_dir), num_frames=3)
     video = Video(np.random.default_rng(0).integers(0, 255, (10, 20, 20, 3), dtype=np.uint8), fps=8)
     image = np.zeros((20, 20, 3), np.uint8)
-    a = model.understand([video, image], ["what is in the video ?", "a cat ?"], max_new_tokens=4)
-    b = model.understand([video, image], ["what is in the video ?", "a cat ?"], max_new_tokens=4)
+    a = model.understand(make_requests("understand", ["what is in the video ?", "a cat ?"], media=[video, image], max_new_tokens=4))
+    b = model.understand(make_requests("understand", ["what is in the video ?", "a cat ?"], media=[video, image], max_new_tokens=4))
     assert a == b and all(isinstance(x, str) for x in a)
     assert len(model.frames(video)) == 3 and len(model.frames(image)) == 1
-    sampled = model.understand([video], ["what is in the video ?"], max_new_tokens=4, temperature=1.0, top_p=0.9, seeds=[5])
-    assert sampled == model.understand([video], ["what is in the video ?"], max_new_tokens=4, temperature=1.0, top_p=0.9, seeds=[5])
+    sampled = model.understand(make_requests("understand", ["what is in the video ?"], media=[video], max_new_tokens=4, temperature=1.0, top_p=0.9, seeds=[5]))
+    assert sampled == model.understand(make_requests("understand", ["what is in the video ?"], media=[video], max_new_tokens=4, temperature=1.0, top_p=0.9, seeds=[5]))
 
 
 def test_missing_checkpoint_is_one_clear_error():

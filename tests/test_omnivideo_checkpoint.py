@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 
+from omnieval.models.base import make_requests
 import numpy as np
 import pytest
 import torch
@@ -48,10 +49,10 @@ def test_round_trip_outputs_identical(tiny, official_root):
     gen = dict(height=32, width=32, num_frames=5, num_inference_steps=2, guidance_scale=4.0)
     for think in (False, True):
         for model_out in zip(
-            [tiny.generate_image(["a cat"], think=think, seeds=[11], **gen),
-             tiny.edit_video([src], ["snow"], think=think, seeds=[12], **gen)],
-            [loaded.generate_image(["a cat"], think=think, seeds=[11], **gen),
-             loaded.edit_video([src], ["snow"], think=think, seeds=[12], **gen)],
+            [tiny.generate_image(make_requests("t2i", ["a cat"], think=think, seeds=[11], **gen)),
+             tiny.edit_video(make_requests("edit_video", ["snow"], media=[src], think=think, seeds=[12], **gen))],
+            [loaded.generate_image(make_requests("t2i", ["a cat"], think=think, seeds=[11], **gen)),
+             loaded.edit_video(make_requests("edit_video", ["snow"], media=[src], think=think, seeds=[12], **gen))],
         ):
             a, b = model_out
             np.testing.assert_array_equal(np.asarray(getattr(a[0].output, "frames", a[0].output)),
@@ -146,7 +147,7 @@ def test_original_t5_and_vae_files_round_trip(tiny, tmp_path):
     assert a.tokenizer("a cat").input_ids == b.tokenizer("a cat").input_ids
     src = Video(np.random.default_rng(2).integers(0, 255, (9, 36, 40, 3), dtype=np.uint8))
     gen = dict(height=32, width=32, num_frames=5, num_inference_steps=2, guidance_scale=4.0)
-    outs = [(m.generate_image(["a cat"], seeds=[11], **gen)[0], m.edit_video([src], ["snow"], seeds=[12], **gen)[0])
+    outs = [(m.generate_image(make_requests("t2i", ["a cat"], seeds=[11], **gen))[0], m.edit_video(make_requests("edit_video", ["snow"], media=[src], seeds=[12], **gen))[0])
             for m in (tiny, loaded)]
     for x, y in zip(*outs):
         np.testing.assert_array_equal(np.asarray(getattr(x.output, "frames", x.output)),
@@ -155,7 +156,7 @@ def test_original_t5_and_vae_files_round_trip(tiny, tmp_path):
     folders = save_official(tmp_path / "diffusers", tiny.parts, tiny.mllm, original_formats=())
     assert (folders / LAYOUT["wan"] / "vae" / "config.json").is_file()
     from_folders = get_model("omnivideo").from_args(checkpoint=str(folders), route="false", think_max_new_tokens="16")
-    np.testing.assert_array_equal(from_folders.generate_image(["a cat"], seeds=[11], **gen)[0].output, outs[0][0].output)
+    np.testing.assert_array_equal(from_folders.generate_image(make_requests("t2i", ["a cat"], seeds=[11], **gen))[0].output, outs[0][0].output)
 
 
 def test_original_t5_file_errors_name_it(tiny, tmp_path):

@@ -9,6 +9,7 @@ latents within 1.3e-6 relative); the checks here are hand-computable and do not 
 """
 from __future__ import annotations
 
+from omnieval.models.base import make_requests
 import numpy as np
 import pytest
 import torch
@@ -35,10 +36,10 @@ def _src_video(t=12):
 
 @pytest.mark.parametrize("think", [False, True])
 def test_every_capability(tiny, think):
-    img = tiny.generate_image(["a red cat", "a dog"], think=think, seeds=[1, 2])
-    vid = tiny.generate_video(["waves"], think=think, seeds=[3], num_frames=9, fps=12)
-    ei = tiny.edit_image([np.zeros((40, 50, 3), np.uint8)], ["make it blue"], think=think, seeds=[4])
-    ev = tiny.edit_video([_src_video()], ["add snow"], think=think, seeds=[5])
+    img = tiny.generate_image(make_requests("t2i", ["a red cat", "a dog"], think=think, seeds=[1, 2]))
+    vid = tiny.generate_video(make_requests("t2v", ["waves"], think=think, seeds=[3], num_frames=9, fps=12))
+    ei = tiny.edit_image(make_requests("edit_image", ["make it blue"], media=[np.zeros((40, 50, 3), np.uint8)], think=think, seeds=[4]))
+    ev = tiny.edit_video(make_requests("edit_video", ["add snow"], media=[_src_video()], think=think, seeds=[5]))
     for g in img + ei:
         assert isinstance(g, Generation) and g.output.shape == (32, 32, 3) and g.output.dtype == np.uint8
     assert vid[0].output.shape == (9, 32, 32, 3) and vid[0].output.fps == 12
@@ -47,14 +48,14 @@ def test_every_capability(tiny, think):
         assert g.info["think"] is think
         assert g.info["routed_task"] is None and g.info["task_mismatch"] is None
         assert ("rewritten_prompt" in g.info) is think
-    answers = tiny.understand([np.zeros((32, 32, 3), np.uint8), _src_video()], ["what?", "why?"], seeds=[0, 1], max_new_tokens=4)
+    answers = tiny.understand(make_requests("understand", ["what?", "why?"], media=[np.zeros((32, 32, 3), np.uint8), _src_video()], seeds=[0, 1], max_new_tokens=4))
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
 
 
 def test_routing_is_recorded_never_overrides():
     m = get_model("omnivideo-tiny").from_args(think_max_new_tokens="8")
-    img = m.generate_image(["a red cat"], seeds=[1])[0]
-    ev = m.edit_image([np.zeros((40, 50, 3), np.uint8)], ["blue"], seeds=[2])[0]
+    img = m.generate_image(make_requests("t2i", ["a red cat"], seeds=[1]))[0]
+    ev = m.edit_image(make_requests("edit_image", ["blue"], media=[np.zeros((40, 50, 3), np.uint8)], seeds=[2]))[0]
     assert img.output.shape == (32, 32, 3) and ev.output.shape == (32, 32, 3)  # the requested task ran
     assert img.info["routed_task"] in ("t2v", "t2i", "understand")
     assert img.info["task_mismatch"] == (img.info["routed_task"] != "t2i")
@@ -62,12 +63,12 @@ def test_routing_is_recorded_never_overrides():
 
 
 def test_seeded_and_think_changes_output(tiny):
-    a = tiny.generate_image(["a cat"], seeds=[7])[0].output
-    b = tiny.generate_image(["a cat"], seeds=[7])[0].output
-    c = tiny.generate_image(["a cat"], seeds=[8])[0].output
+    a = tiny.generate_image(make_requests("t2i", ["a cat"], seeds=[7]))[0].output
+    b = tiny.generate_image(make_requests("t2i", ["a cat"], seeds=[7]))[0].output
+    c = tiny.generate_image(make_requests("t2i", ["a cat"], seeds=[8]))[0].output
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    t = tiny.generate_image(["a cat"], think=True, seeds=[7])[0]
+    t = tiny.generate_image(make_requests("t2i", ["a cat"], think=True, seeds=[7]))[0]
     assert t.info["rewritten_prompt"] != "a cat" or t.info["think_fell_back"]
 
 
@@ -122,7 +123,7 @@ def test_null_branch_keeps_edit_source_and_uses_stored_uncond(tiny, monkeypatch)
     p, seen = tiny.parts, {}
     monkeypatch.setattr(p.decoder, "sample", lambda cond, null, **kw: seen.update(cond=cond, null=null, kw=kw) or
                         torch.zeros(kw["shape"]))
-    tiny.edit_image([np.zeros((40, 50, 3), np.uint8)], ["blue"], seeds=[4])
+    tiny.edit_image(make_requests("edit_image", ["blue"], media=[np.zeros((40, 50, 3), np.uint8)], seeds=[4]))
     cond, null, sp = seen["cond"], seen["null"], p.special_tokens
     assert cond.shape == null.shape == (p.max_context_len, sp["<img_st>"].shape[1])
     n_vis = (32 // 8 // 4) ** 2  # 32x32 output -> 4x4 latent -> (1, 4, 4) patches
@@ -180,15 +181,15 @@ def test_uint8_conversion_matches_official_savers():
 
 def test_bad_requests_are_clear(tiny):
     with pytest.raises(ConfigError, match="multiples"):
-        tiny.generate_image(["x"], seeds=[0], height=20, width=32)
+        tiny.generate_image(make_requests("t2i", ["x"], seeds=[0], height=20, width=32))
     with pytest.raises(ConfigError, match="4n\\+1"):
-        tiny.generate_video(["x"], seeds=[0], num_frames=6)
-    with pytest.raises(MediaError, match="edit_video item 0"):
-        tiny.edit_video([_src_video(t=3)], ["x"], seeds=[0], num_frames=9)
+        tiny.generate_video(make_requests("t2v", ["x"], seeds=[0], num_frames=6))
+    with pytest.raises(MediaError, match="doc 0 sample 0"):
+        tiny.edit_video(make_requests("edit_video", ["x"], media=[_src_video(t=3)], seeds=[0], num_frames=9))
     with pytest.raises(MediaError):
-        tiny.edit_image([np.zeros((4, 4), np.uint8)], ["x"], seeds=[0])
-    with pytest.raises(ConfigError, match="seeds"):
-        tiny.generate_image(["a", "b"], seeds=[0])
+        tiny.edit_image(make_requests("edit_image", ["x"], media=[np.zeros((4, 4), np.uint8)], seeds=[0]))
+    with pytest.raises(ValueError, match="as many"):
+        make_requests("t2i", ["a", "b"], seeds=[0])
 
 
 def test_identity_records_the_think_template_text():

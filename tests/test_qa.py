@@ -149,7 +149,7 @@ def test_mcq_bad_input_names_item():
         MCQAccuracy().contributions([MetricInput(item_id="q0", output="A", reference="A", doc={})])
     with pytest.raises(OmniEvalError, match="q1"):
         MCQAccuracy().contributions([MetricInput(item_id="q1", output=[1, 2], reference="A", doc={"choices": CHOICES})])
-    with pytest.raises(OmniEvalError, match="unknown option"):
+    with pytest.raises(OmniEvalError, match="unknown key"):
         MCQAccuracy(choice_key="x")
 
 

@@ -51,7 +51,7 @@ def test_missing_dimension_leaves_totals_null_never_zero(tmp_path):
     res = json.loads((out / "results.json").read_text())["results"]["vb"]
     assert res["vbench_semantic"]["value"] is None and res["vbench_total"]["value"] is None
     assert res["vbench_quality"]["value"] == pytest.approx(vbench_scores({d: 0.9 for d in DIMS})["quality"])
-    assert res["vbench_total"]["missing_dimensions"] == ["color"]
+    assert res["vbench_total"]["missing"] == ["color"]
 
 
 def test_missing_metric_weights_fail_before_generation_listing_every_file(tmp_path, capsys):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,9 @@ import torch
 from omnieval.errors import ConfigError, MediaError, MissingWeightsError
 from omnieval.media import Video, write_video
 from omnieval.metrics.base import MetricInput
-from omnieval.metrics.vbench import flicker, motion, naming
+from omnieval import naming
+from omnieval.cli import main
+from omnieval.metrics.vbench import flicker, motion, suite
 from omnieval.metrics.vbench.common import read_video_cv2
 from omnieval.registry import get_metric
 from vbench_fixtures import moving_video, random_amt_checkpoint, random_raft_checkpoint, write_videos
@@ -57,8 +60,8 @@ def test_flicker_metric_is_process_independent_and_missing_is_missing():
     metric.update(_items(videos))
     whole = metric.compute()
     a, b = metric.fresh(), metric.fresh()
-    a.update(_items(videos[:2]))
-    b.update(_items(videos[2:]))
+    a.update(_items(videos)[:2])
+    b.update(_items(videos)[2:])
     a.merge(b)
     assert whole.keys() == {"temporal_flickering"}
     assert math.isclose(a.compute()["temporal_flickering"], whole["temporal_flickering"], abs_tol=1e-12)
@@ -77,7 +80,7 @@ def test_flicker_static_filter_skips_and_needs_raft(monkeypatch):
     moving = Video(np.full((4, 8, 8, 3), 200, np.uint8))
     metric = get_metric("vbench_temporal_flickering")()
     contributions = metric.contributions(_items([still, moving]))
-    assert contributions[0] == {"temporal_flickering": 1.0}
+    assert contributions[0] == {"temporal_flickering": 1.0, "doc_id": "v0", "sample_index": 0}
     assert "temporal_flickering_skipped" in contributions[1] and "temporal_flickering" not in contributions[1]
     metric.fold(contributions[1])
     assert metric.compute() == {}  # only a non-static video: the dimension is missing
@@ -158,56 +161,77 @@ def test_filename_length_and_truncation():
 
 
 def test_prompt_suite_and_sampling_plan():
-    suite = naming.load_prompt_suite()
-    assert len(suite) == 946
-    counts = {d: len(naming.load_prompt_suite([d])) for d in ("human_action", "temporal_flickering", "motion_smoothness", "color")}
+    entries = suite.load_prompt_suite()
+    assert len(entries) == 946
+    counts = {d: len(suite.load_prompt_suite([d])) for d in ("human_action", "temporal_flickering", "motion_smoothness", "color")}
     assert counts == {"human_action": 100, "temporal_flickering": 75, "motion_smoothness": 72, "color": 85}
-    multi = naming.load_prompt_suite(["multiple_objects"])[0]
+    multi = suite.load_prompt_suite(["multiple_objects"])[0]
     assert multi.doc()["auxiliary_info"]["multiple_objects"]["object"]
-    plan = naming.sampling_plan(["temporal_flickering", "color"])
+    plan = suite.sampling_plan(["temporal_flickering", "color"])
     flick = [p for p in plan if "temporal_flickering" in p[0].dimensions]
     assert len(flick) == 75 * 25 and len(plan) == 75 * 25 + 85 * 5
     assert len({name for _, _, name in plan}) == len(plan)
 
 
-def _suite(tmp_path, prompts, dimension):
-    path = tmp_path / "suite.json"
-    path.write_text(json.dumps([{"prompt_en": p, "dimension": [dimension]} for p in prompts]))
-    return path
+def test_vbench_file_order():
+    assert naming.vbench_file_order(range(12)) == [0, 1, 10, 11, 2, 3, 4, 5, 6, 7, 8, 9]
+    names = [naming.video_filename("a stop sign", i) for i in range(25)]
+    assert [naming.parse_filename(n)[1] for n in sorted(names)] == naming.vbench_file_order(range(25))
 
 
-def test_score_folder_standard_and_missing(tmp_path):
+def _flicker_task(folder, counts: dict[str, int], options: dict) -> Path:
+    """A t2v task over ``counts`` (prompt -> samples) scored by temporal flickering, written to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "docs.jsonl").write_text("".join(json.dumps({"id": str(i), "prompt": p, "num_samples": n}) + "\n"
+                                               for i, (p, n) in enumerate(counts.items())))
+    (folder / "vb_flicker.yaml").write_text(
+        "task: vb_flicker\ncapability: t2v\ndataset: {path: docs.jsonl}\n"
+        "fields: {id: id, prompt: prompt, num_samples: num_samples}\n"
+        f"metrics:\n  - {{name: vbench_temporal_flickering, options: {json.dumps(options)}}}\n")
+    return folder
+
+
+def _run_vbench_folder(tmp_path, videos: Path, tasks: Path) -> dict:
+    out = tmp_path / "run"
+    rc = main(["run", "--model", "predictions", "--model_args", f"path={videos},naming=vbench", "--tasks", "vb_flicker",
+               "--include_path", str(tasks), "--output_path", str(out)])
+    assert rc == 0
+    return json.loads((out / "results.json").read_text())["results"]["vb_flicker"]
+
+
+def test_runner_scores_a_vbench_folder_without_filter(tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()
-    frames = {}
+    frames = []
     for p, prompt in enumerate(["a dog", "a cat, running"]):
-        for i in range(5 if p == 0 else 3):  # the second prompt misses -3 and -4
+        for i in range(5 if p == 0 else 3):
             video = moving_video(seed=10 * p + i, frames=5, size=16, speed=i)
             write_video(video, folder / naming.video_filename(prompt, i))
-            frames[(prompt, i)] = read_video_cv2(folder / naming.video_filename(prompt, i)).frames
-    metric = get_metric("vbench_temporal_flickering")(static_filter=False)
-    with pytest.warns(UserWarning, match="not found"):
-        result = naming.score_folder(folder, ["temporal_flickering"], {"temporal_flickering": metric}, suite_path=_suite(tmp_path, ["a dog", "a cat, running"], "temporal_flickering"))
-    expected = np.mean([_naive_flicker(f) for f in frames.values()])
-    assert math.isclose(result.scores["temporal_flickering"], expected, abs_tol=1e-12)
-    assert result.missing["temporal_flickering"] == ["a cat, running-3.mp4", "a cat, running-4.mp4"]
-    assert len(result.per_video["temporal_flickering"]) == 8
+            frames.append(read_video_cv2(folder / naming.video_filename(prompt, i)).frames)
+    tasks = _flicker_task(tmp_path / "tasks", {"a dog": 5, "a cat, running": 3}, {"static_filter": False})
+    result = _run_vbench_folder(tmp_path, folder, tasks)["temporal_flickering"]
+    assert math.isclose(result["value"], np.mean([_naive_flicker(f) for f in frames]), abs_tol=1e-12)
+    assert result["n"] == 8 and result["n_clusters"] == 2
 
 
-def test_score_folder_static_protocol_takes_first_five_static_in_vbench_order(tmp_path, monkeypatch):
+def _stepped(i: int) -> Video:
+    """Frame 0 at level 8 i, odd frames i brighter: flicker (255 - i) / 255, static decision keyed on i."""
+    return Video(np.stack([np.full((16, 16, 3), 8 * i + (t % 2) * i, np.uint8) for t in range(3)]))
+
+
+def test_runner_applies_the_static_protocol_first_five_static_in_vbench_order(tmp_path, monkeypatch):
     folder = tmp_path / "videos"
     folder.mkdir()
     for i in range(25):
-        write_video(Video(np.full((3, 16, 16, 3), 8 * i, np.uint8)), folder / naming.video_filename("a stop sign", i))
+        write_video(_stepped(i), folder / naming.video_filename("a stop sign", i))
     static_indices = {1, 3, 10, 12, 20, 21, 22}
     monkeypatch.setattr(motion, "load_raft", lambda path=None, device=None: "raft")
     monkeypatch.setattr(motion, "is_static", lambda video, raft: round(float(video.frames[0].mean()) / 8) in static_indices)
-    metric = get_metric("vbench_temporal_flickering")()
-    result = naming.score_folder(folder, ["temporal_flickering"], {"temporal_flickering": metric}, suite_path=_suite(tmp_path, ["a stop sign"], "temporal_flickering"))
-    scored = [name for name, c in result.per_video["temporal_flickering"] if "temporal_flickering" in c]
-    # string order: -0, -1, -10, -11, -12, -13, ..., -19, -2, -20, -21, ...
-    assert scored == [f"a stop sign-{i}.mp4" for i in (1, 10, 12, 20, 21)]
-    assert result.scores == {"temporal_flickering": 1.0}
+    tasks = _flicker_task(tmp_path / "tasks", {"a stop sign": 25}, {"raft_path": str(tmp_path / "unused.pth")})
+    result = _run_vbench_folder(tmp_path, folder, tasks)["temporal_flickering"]
+    # string order: -0, -1, -10, -11, -12, -13, ..., -19, -2, -20, -21, ...: the first five static ones
+    kept = (1, 10, 12, 20, 21)
+    assert math.isclose(result["value"], np.mean([(255 - i) / 255 for i in kept]), abs_tol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------

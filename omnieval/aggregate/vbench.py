@@ -156,4 +156,4 @@ def task_aggregate(values: Mapping[str, Any]) -> dict[str, dict]:
             dims[dim] = value
     scores = vbench_scores(dims, missing="none", percent=False) if dims else {"total": None, "quality": None, "semantic": None}
     missing = [name for name in table if name not in dims]
-    return {f"vbench_{k}": {"value": v, "higher_is_better": True, "missing_dimensions": missing} for k, v in scores.items()}
+    return {f"vbench_{k}": {"value": v, "higher_is_better": True, "missing": missing} for k, v in scores.items()}

@@ -34,7 +34,7 @@ import numpy as np
 from omnieval.errors import ConfigError, MediaError, MissingWeightsError
 from omnieval.media import IMAGE_SUFFIXES, as_frames, read_image, sample_frame_indices
 from omnieval.metrics.frechet import FeatureStats
-from omnieval.metrics.base import Metric, MetricInput
+from omnieval.metrics.base import Metric, MetricInput, list_state, mergeable_state
 from omnieval.registry import register_metric
 
 if TYPE_CHECKING:
@@ -243,18 +243,12 @@ class InceptionMetric(Metric):
 
 @register_metric("fid", description="FID (torchmetrics InceptionV3, unbiased covariance) vs reference images", capability=("t2i", "t2v", "edit_image"))
 class FID(InceptionMetric):
-    def reset(self) -> None:
-        self.fake = FeatureStats()
-        self.real = FeatureStats()
+    state = {"fake": mergeable_state(FeatureStats), "real": mergeable_state(FeatureStats)}
 
     def fold(self, contribution):
         self.fake.update(contribution["features"])
         if "reference_features" in contribution:
             self.real.update(contribution["reference_features"])
-
-    def merge(self, other):
-        self.fake.merge(other.fake)
-        self.real.merge(other.real)
 
     def compute(self):
         real = self.real
@@ -279,19 +273,12 @@ class KIDOptions(InceptionOptions):
 @register_metric("kid", description="KID (torchmetrics polynomial-kernel MMD over random subsets) vs reference images", capability=("t2i", "t2v", "edit_image"))
 class KID(InceptionMetric):
     Options = KIDOptions
-
-    def reset(self) -> None:
-        self.fake: list[np.ndarray] = []
-        self.real: list[np.ndarray] = []
+    state = {"fake": list_state(), "real": list_state()}
 
     def fold(self, contribution):
         self.fake.append(np.asarray(contribution["features"], dtype=np.float32))
         if "reference_features" in contribution:
             self.real.append(np.asarray(contribution["reference_features"], dtype=np.float32))
-
-    def merge(self, other):
-        self.fake.extend(other.fake)
-        self.real.extend(other.real)
 
     def compute(self):
         o = self.options

@@ -49,7 +49,7 @@ import numpy as np
 
 from omnieval.errors import ConfigError, MediaError
 from omnieval.media import VIDEO_SUFFIXES, Video, as_uint8_frames, read_video, sample_frame_indices
-from omnieval.metrics.base import Metric, MetricInput
+from omnieval.metrics.base import Metric, MetricInput, mergeable_state
 from omnieval.metrics.frechet import SQRT_METHODS, FeatureStats, frechet_distance
 from omnieval.registry import register_metric
 
@@ -392,6 +392,8 @@ class FVD(Metric):
     higher_is_better: ClassVar[bool] = False
     bootstrap: ClassVar[bool] = False
     weights: ClassVar[tuple[str, ...]] = ("i3d_pretrained_400",)
+    state = {"stats": mergeable_state(FeatureStats)}
+    bootstrap_iters: ClassVar[int] = 200  # each resample computes a matrix square root
 
     @dataclass(frozen=True)
     class Options:
@@ -428,14 +430,8 @@ class FVD(Metric):
         feats = np.concatenate(list(iter_features(items, self.detector, self.protocol, self.protocol.frame_policy, self.options.batch_size)))
         return [{"features": f} for f in feats]
 
-    def reset(self) -> None:
-        self.stats = FeatureStats()
-
     def fold(self, contribution: dict[str, Any]) -> None:
         self.stats.update(contribution["features"])
-
-    def merge(self, other: "FVD") -> None:
-        self.stats.merge(other.stats)
 
     def reference(self) -> FeatureStats:
         if self._reference is None:

@@ -35,7 +35,7 @@ from omnieval.aggregate.geneval import GENEVAL_TAGS, overall_score
 from omnieval.errors import ConfigError
 from omnieval.media import as_uint8_image
 from omnieval.metrics import weights as W
-from omnieval.metrics.base import Metric, MetricInput
+from omnieval.metrics.base import Metric, MetricInput, dict_any_state, dict_sum_state
 from omnieval.metrics.geneval_color import COLORS
 from omnieval.metrics.geneval_detector import Detection, Detections, check_mask
 from omnieval.registry import register_metric
@@ -272,33 +272,24 @@ class GenEval(Metric):
             out.append({k: record[k] for k in ("tag", "correct", "reason", "prompt_id", "details")})
         return out
 
-    def reset(self) -> None:
-        self.tag_counts: dict[str, list[int]] = {}
-        self.prompt_correct: dict[str, bool] = {}
+    #: tag -> [images, correct images]; prompt -> any image correct
+    state = {"tag_counts": dict_sum_state(), "prompt_correct": dict_any_state()}
+    cluster_keys: ClassVar[tuple[str, ...]] = ("prompt_id",)
 
     def fold(self, contribution: dict[str, Any]) -> None:
-        counts = self.tag_counts.setdefault(contribution["tag"], [0, 0])
-        counts[0] += 1
-        counts[1] += int(bool(contribution["correct"]))
+        tag = contribution["tag"]
+        self.tag_counts[tag] = self.tag_counts.get(tag, np.zeros(2, np.int64)) + np.array([1, int(bool(contribution["correct"]))])
         key = contribution["prompt_id"]
         self.prompt_correct[key] = self.prompt_correct.get(key, False) or bool(contribution["correct"])
-
-    def merge(self, other: "GenEval") -> None:
-        for tag, (n, k) in other.tag_counts.items():
-            counts = self.tag_counts.setdefault(tag, [0, 0])
-            counts[0] += n
-            counts[1] += k
-        for key, ok in other.prompt_correct.items():
-            self.prompt_correct[key] = self.prompt_correct.get(key, False) or ok
 
     def compute(self) -> dict[str, float]:
         if not self.tag_counts:
             return {}
-        scores = {tag: k / n for tag, (n, k) in _tag_order(self.tag_counts).items()}
-        n_all = sum(n for n, _ in self.tag_counts.values())
+        scores = {tag: float(k / n) for tag, (n, k) in _tag_order(self.tag_counts).items()}
+        n_all = int(sum(n for n, _ in self.tag_counts.values()))
         return {**scores, "overall": overall_score(scores),
                 "prompt_accuracy": sum(self.prompt_correct.values()) / len(self.prompt_correct),
-                "image_accuracy": sum(k for _, k in self.tag_counts.values()) / n_all}
+                "image_accuracy": float(sum(k for _, k in self.tag_counts.values()) / n_all)}
 
 
 def _tag_order(counts: dict[str, list[int]]) -> dict[str, list[int]]:

@@ -156,14 +156,3 @@ def status(verify: bool = False) -> list[WeightStatus]:
                 st.note = "sha256 mismatch"
         out.append(st)
     return out
-
-
-def verify_file(weight_id: str, path: Path) -> None:
-    """Raise if ``path`` does not have the manifest's sha256 (when one is declared)."""
-    from omnieval.media import file_sha256
-
-    s = spec(weight_id)
-    if s.sha256 and path.is_file():
-        actual = file_sha256(path)
-        if actual != s.sha256:
-            raise MissingWeightsError(f"{s.id}: {path} has sha256 {actual[:12]}..., expected {s.sha256[:12]}... ({s.source})")

@@ -1,41 +1,86 @@
-"""The model interface: capabilities, outputs and identity.
+"""The model interface: typed requests in, one output per request out.
 
 A model is a class registered with :func:`omnieval.registry.register_model`, built with
-``Model.from_args(**model_args)`` (``--model_args k=v,...``), that implements any subset of:
+``Model.from_args(**model_args)`` (``--model_args k=v,...``).  It declares the capabilities it serves in
+``capabilities`` (names of :data:`omnieval.capabilities.CAPABILITIES`) and implements the matching methods,
+each taking ``list[Request]`` and returning one output per request, in order -- lm-evaluation-harness's
+``Instance`` + ``getattr(lm, request_type)(requests)``:
 
-* ``understand(media, questions, **gen) -> list[str]``  (media: images or :class:`~omnieval.media.Video`)
-* ``generate_image(prompts, think, **gen) -> list[image]``
-* ``generate_video(prompts, think, **gen) -> list[Video]``  (long video: the same, with more frames)
-* ``edit_image(images, instructions, think, **gen) -> list[image]``
-* ``edit_video(videos, instructions, think, **gen) -> list[Video]``
+* ``understand(requests) -> list[str]``
+* ``generate_image(requests) -> list[image]``
+* ``generate_video(requests) -> list[Video]`` (``t2v`` and ``long_video``: same method, more frames)
+* ``edit_image(requests) -> list[image]``
+* ``edit_video(requests) -> list[Video]``
 
-Images are uint8 ``H x W x 3`` RGB arrays; videos are :class:`~omnieval.media.Video`.  A method may
-instead return :class:`Generation` objects to attach per-sample information (e.g. the prompt rewritten by
-think mode, the task the model routed to) -- the runner stores it in the sample record.
-
-``gen`` always carries ``seeds`` (one int per request) and the task's generation settings (``height``,
-``width``, ``num_frames``, ``fps``, ``num_inference_steps``, ``guidance_scale``, ...), plus ``doc_ids``,
-``sample_indices`` and ``task`` for models that look outputs up rather than generate them.
+Images are uint8 ``H x W x 3`` RGB arrays; videos are :class:`~omnieval.media.Video`.  A method may instead
+return :class:`Generation` objects to attach per-sample information (the prompt rewritten by think mode, the
+task the model routed to); the runner stores it in the sample record.  A request's generation settings
+(height, width, frames, fps, steps, guidance, decoding) are the task's :class:`~omnieval.config.GenerationSettings`;
+``None`` means "the model's own default".
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-CAPABILITY_METHODS: dict[str, str] = {
-    "understand": "understand",
-    "t2i": "generate_image",
-    "t2v": "generate_video",
-    "long_video": "generate_video",
-    "edit_image": "edit_image",
-    "edit_video": "edit_video",
-}
-CAPABILITIES = tuple(CAPABILITY_METHODS)
-#: capabilities that accept ``think``
-THINKING_CAPABILITIES = ("t2i", "t2v", "long_video", "edit_image", "edit_video")
+from omnieval.capabilities import Capability, capability
+from omnieval.config import GenerationSettings
+from omnieval.errors import CapabilityError
+
+
+@dataclass(frozen=True)
+class Request:
+    """One thing a model is asked to do (one work item)."""
+
+    capability: str
+    """Name in the capability table (``t2v``, ``edit_image``, ...)."""
+    prompt: str
+    """The rendered prompt (the task's ``prompt_template`` applied to the doc)."""
+    seed: int
+    """Seed of this sample: the task's base seed + the sample index (think-on reuses the think-off seed)."""
+    think: bool = False
+    """Think mode: reason over (rewrite) the prompt before generating."""
+    media: Any = None
+    """Input image (uint8 ``H x W x 3``) or :class:`~omnieval.media.Video` of ``understand`` and edit requests."""
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    """The task's generation settings (``None`` fields: the model's default)."""
+    task: str = ""
+    """Task name (models that look outputs up, like ``predictions``, use it)."""
+    doc_id: str = ""
+    """Id of the doc within the task."""
+    sample_index: int = 0
+    """Index of this sample among the doc's samples."""
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """A generation setting: the named field when not ``None``, else ``settings.extra[name]``, else ``default``."""
+        value = getattr(self.settings, name, None)
+        if value is None:
+            value = self.settings.extra.get(name)
+        return default if value is None else value
+
+    @property
+    def what(self) -> str:
+        """The request named for error messages."""
+        return f"task {self.task} doc {self.doc_id} sample {self.sample_index} think {'on' if self.think else 'off'}"
+
+
+def make_requests(cap: str, prompts: list[str], *, seeds: list[int] | None = None, think: bool = False,
+                  media: list[Any] | None = None, task: str = "", **settings: Any) -> list[Request]:
+    """Requests for calling a model directly (Python API, tests): one per prompt, seeds default to 0, 1, ...;
+    ``settings`` are :class:`~omnieval.config.GenerationSettings` fields, anything else goes to its ``extra``."""
+    names = {f.name for f in dataclasses.fields(GenerationSettings)}
+    extra = {k: v for k, v in settings.items() if k not in names}
+    gen = GenerationSettings(**{k: v for k, v in settings.items() if k in names}, extra=extra)
+    seeds = list(range(len(prompts))) if seeds is None else list(seeds)
+    media = [None] * len(prompts) if media is None else list(media)
+    if not len(seeds) == len(media) == len(prompts):
+        raise ValueError(f"{len(prompts)} prompts, {len(seeds)} seeds and {len(media)} media must be as many")
+    capability(cap)  # an unknown name is an error
+    return [Request(cap, p, int(s), think, m, gen, task, str(i), 0) for i, (p, s, m) in enumerate(zip(prompts, seeds, media))]
 
 
 @dataclass
@@ -60,17 +105,55 @@ class ModelIdentity:
 
 
 class Model:
-    """Base class.  Subclasses set ``capabilities`` and implement the matching methods."""
+    """Base class of every model.
+
+    A subclass must set ``capabilities`` and implement the method of each (checked when the class is defined);
+    it may override :meth:`from_args` (build from ``--model_args``), :meth:`fingerprint_from_args` (a cheap
+    hash of the weights, computed before anything loads, so finished work is found without loading) and
+    :meth:`close`.  Arguments in :attr:`output_irrelevant_args` (device, batch size) are left out of the identity.
+    """
 
     capabilities: ClassVar[tuple[str, ...]] = ()
-    #: whether generation methods honour ``think=True``; if not, think-on work items are not planned
+    #: whether generation methods honour ``Request.think``; if not, think-on work items are not planned
     supports_think: ClassVar[bool] = True
     #: arguments (from ``--model_args``) that change outputs; others (device, batch size) do not
     output_irrelevant_args: ClassVar[tuple[str, ...]] = ("device", "batch_size", "offload", "num_workers")
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.capabilities:
+            method = capability(name).method  # an unknown name fails here, at import
+            if getattr(cls, method) is getattr(Model, method):
+                raise TypeError(f"{cls.__name__} declares capability {name!r} but does not implement {method}(requests)")
+
     def __init__(self, **kwargs: Any):
         self.args = dict(kwargs)
 
+    # -- the capability methods (each model implements those it declares) ------------------------
+    def understand(self, requests: list[Request]) -> list[Any]:
+        return self._lacks("understand")
+
+    def generate_image(self, requests: list[Request]) -> list[Any]:
+        return self._lacks("generate_image")
+
+    def generate_video(self, requests: list[Request]) -> list[Any]:
+        return self._lacks("generate_video")
+
+    def edit_image(self, requests: list[Request]) -> list[Any]:
+        return self._lacks("edit_image")
+
+    def edit_video(self, requests: list[Request]) -> list[Any]:
+        return self._lacks("edit_video")
+
+    def _lacks(self, method: str):
+        name = getattr(type(self), "registry_name", type(self).__name__)
+        raise CapabilityError(f"model {name!r} has no {method}(); its capabilities: {', '.join(self.capabilities) or 'none'}")
+
+    def serve(self, cap: Capability, requests: list[Request]) -> list[Any]:
+        """Call the method of capability ``cap`` on ``requests``."""
+        return getattr(self, cap.method)(requests)
+
+    # -- construction and identity ----------------------------------------------------------------
     @classmethod
     def known_args(cls) -> frozenset[str] | None:
         """The ``--model_args`` keys this model understands: its constructor's named parameters plus
@@ -103,9 +186,6 @@ class Model:
     @classmethod
     def from_args(cls, **kwargs: Any) -> "Model":
         return cls(**kwargs)
-
-    def supports(self, capability: str) -> bool:
-        return capability in self.capabilities
 
     @classmethod
     def fingerprint_from_args(cls, **kwargs: Any) -> str:
@@ -149,3 +229,6 @@ def quick_fingerprint(paths, sample_bytes: int = 1 << 20) -> str:
                 f.seek(-sample_bytes, os.SEEK_END)
                 h.update(f.read(sample_bytes))
     return h.hexdigest()[:16]
+
+
+__all__ = ["Generation", "Model", "ModelIdentity", "Request", "make_requests", "quick_fingerprint"]

@@ -23,15 +23,14 @@ import numpy as np
 
 from omnieval.errors import ConfigError, MissingWeightsError
 from omnieval.media import Video, as_uint8_image
-from omnieval.models.base import Model
+from omnieval.models.base import Model, Request
 from omnieval.models.hub import folder_fingerprint, resolve_checkpoint, torch_dtype
 from omnieval.registry import register_model
 
 PIPELINE_SETTINGS = ("height", "width", "num_frames", "num_inference_steps", "guidance_scale", "negative_prompt")
 
 
-@register_model("diffusers", description="any Diffusers T2I / T2V / image-editing pipeline (local folder or cached hub id)",
-                capability=("t2i", "t2v", "long_video", "edit_image"))
+@register_model("diffusers", description="any Diffusers T2I / T2V / image-editing pipeline (local folder or cached hub id)")
 class DiffusersGenerator(Model):
     capabilities = ("t2i", "t2v", "long_video", "edit_image")
     supports_think = False
@@ -64,39 +63,35 @@ class DiffusersGenerator(Model):
         return folder_fingerprint(pretrained)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _call(self, prompts: list[str], gen: dict, **inputs):
+    def _call(self, requests: list[Request], **inputs):
+        """One pipeline call for a batch of requests of one task (same settings), a generator per request."""
         import torch
 
-        kwargs = {k: gen[k] for k in PIPELINE_SETTINGS if k in gen and k in self.accepts}
+        if any(r.think for r in requests):
+            raise ConfigError("the diffusers adapter has no think mode (run with --think off)")
+        first = requests[0]
+        kwargs = {k: first.setting(k) for k in PIPELINE_SETTINGS if k in self.accepts and first.setting(k) is not None}
+        kwargs.update(inputs.pop("overrides", {}))
         generator_device = "cpu" if self.device == "cpu" else self.device
-        generators = [torch.Generator(generator_device).manual_seed(int(s)) for s in gen["seeds"]]
-        out = self.pipe(prompt=prompts, generator=generators, output_type="np", **kwargs, **inputs)
+        generators = [torch.Generator(generator_device).manual_seed(int(r.seed)) for r in requests]
+        out = self.pipe(prompt=[r.prompt for r in requests], generator=generators, output_type="np", **kwargs, **inputs)
         return out.frames if hasattr(out, "frames") else out.images
 
-    def _check_think(self, think: bool) -> None:
-        if think:
-            raise ConfigError("the diffusers adapter has no think mode (run with --think off)")
-
     # -- capabilities -----------------------------------------------------------------------------
-    def generate_image(self, prompts, think=False, **gen):
-        self._check_think(think)
-        if "num_frames" in self.accepts:
-            gen = dict(gen, num_frames=1)
-        out = np.asarray(self._call(list(prompts), gen))
+    def generate_image(self, requests: list[Request]):
+        overrides = {"num_frames": 1} if "num_frames" in self.accepts else {}
+        out = np.asarray(self._call(requests, overrides=overrides))
         if out.ndim == 5:  # a video pipeline: (B, F, H, W, 3), keep the first frame
             out = out[:, 0]
-        return [as_uint8_image(img, what=f"diffusers output {i}") for i, img in enumerate(out)]
+        return [as_uint8_image(img, what=f"diffusers output for {r.what}") for r, img in zip(requests, out)]
 
-    def generate_video(self, prompts, think=False, **gen):
-        self._check_think(think)
-        frames = self._call(list(prompts), gen)
-        fps = float(gen.get("fps") or 8)
-        return [Video(np.asarray(f), fps=fps) for f in frames]
+    def generate_video(self, requests: list[Request]):
+        frames = self._call(requests)
+        return [Video(np.asarray(f), fps=float(r.setting("fps", 8))) for r, f in zip(requests, frames)]
 
-    def edit_image(self, images, instructions, think=False, **gen):
-        self._check_think(think)
+    def edit_image(self, requests: list[Request]):
         from PIL import Image
 
-        pil = [Image.fromarray(img) for img in images]
-        out = np.asarray(self._call(list(instructions), gen, image=pil))
-        return [as_uint8_image(img, what=f"diffusers edit {i}") for i, img in enumerate(out)]
+        pil = [Image.fromarray(as_uint8_image(r.media, what=f"edit source of {r.what}")) for r in requests]
+        out = np.asarray(self._call(requests, image=pil))
+        return [as_uint8_image(img, what=f"diffusers edit for {r.what}") for r, img in zip(requests, out)]

@@ -18,13 +18,12 @@ import numpy as np
 
 from omnieval.errors import MissingWeightsError
 from omnieval.media import Video, as_frames, sample_frame_indices
-from omnieval.models.base import Model
+from omnieval.models.base import Model, Request
 from omnieval.models.hub import folder_fingerprint, resolve_checkpoint, torch_dtype
 from omnieval.registry import register_model
 
 
-@register_model("hf-vlm", description="transformers image-text-to-text model answering video questions from sampled frames",
-                capability=("understand",))
+@register_model("hf-vlm", description="transformers image-text-to-text model answering video questions from sampled frames")
 class HFVideoVLM(Model):
     capabilities = ("understand",)
     supports_think = False
@@ -55,22 +54,22 @@ class HFVideoVLM(Model):
             frames = frames[sample_frame_indices(len(frames), self.num_frames, self.frame_policy)]
         return list(frames)
 
-    def understand(self, media, questions, max_new_tokens: int | None = None, temperature: float | None = None,
-                   top_p: float | None = None, seeds=None, **gen) -> list[str]:
+    def understand(self, requests: list[Request]) -> list[str]:
         import torch
         from PIL import Image
 
         answers = []
-        for i, (item, question) in enumerate(zip(media, questions)):
-            images = [Image.fromarray(f) for f in self.frames(item)]
-            messages = [{"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]}]
+        for r in requests:
+            images = [Image.fromarray(f) for f in self.frames(r.media)]
+            messages = [{"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": r.prompt}]}]
             prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
             inputs = self.processor(images=images, text=prompt, return_tensors="pt").to(self.device)
+            temperature, top_p = r.setting("temperature"), r.setting("top_p")
             sample = bool(temperature)
-            kwargs = {"max_new_tokens": int(max_new_tokens or 64), "do_sample": sample}
+            kwargs = {"max_new_tokens": int(r.setting("max_new_tokens", 64)), "do_sample": sample}
             if sample:
                 kwargs.update(temperature=float(temperature), top_p=float(top_p) if top_p else None)
-                torch.manual_seed(int(seeds[i]) if seeds else 0)
+                torch.manual_seed(int(r.seed))
             with torch.inference_mode():
                 out = self.model.generate(**inputs, **kwargs)
             new_tokens = out[:, inputs["input_ids"].shape[1]:]

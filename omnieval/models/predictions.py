@@ -35,7 +35,8 @@ from typing import Any
 
 from omnieval.errors import ConfigError, MediaError
 from omnieval.media import Video, read_media
-from omnieval.models.base import Generation, Model, quick_fingerprint
+from omnieval.capabilities import CAPABILITIES
+from omnieval.models.base import Generation, Model, Request, quick_fingerprint
 from omnieval.registry import register_model
 
 OFFICIAL_NAME = re.compile(
@@ -49,10 +50,9 @@ def _norm_prompt(text: str) -> str:
     return re.sub(r"[\s/]+", "_", text.strip())[:50].lower()
 
 
-@register_model("predictions", description="score pre-generated media / answers from a folder + manifest or official Omni-Video file names",
-                capability=("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video"))
+@register_model("predictions", description="score pre-generated media / answers from a folder + manifest or official Omni-Video file names")
 class Predictions(Model):
-    capabilities = ("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video")
+    capabilities = tuple(CAPABILITIES)
 
     def __init__(self, path: str | None = None, manifest: str | None = None, naming: str = "manifest",
                  think_path: str | None = None, **kwargs: Any):
@@ -140,36 +140,22 @@ class Predictions(Model):
         best = max(matches, key=lambda e: e["timestamp"])
         return Generation(read_media(best["file"]), {"source_file": best["file"], "candidates": len(matches)})
 
-    def _answer(self, prompts, think: bool, gen: dict, capability: str, expect_video: bool | None) -> list[Generation]:
+    def _answer(self, requests: list[Request]) -> list[Generation]:
         out = []
-        for i, prompt in enumerate(prompts):
-            g = self._lookup(gen.get("task", ""), capability, str(gen["doc_ids"][i]), int(gen["sample_indices"][i]),
-                             think, prompt, int(gen["seeds"][i]))
-            if expect_video is not None and isinstance(g.output, Video) != expect_video:
-                kind = "video" if expect_video else "image"
-                raise MediaError(f"predictions: {g.info.get('source_file')} is not a{'' if expect_video else 'n'} {kind}")
+        for r in requests:
+            g = self._lookup(r.task, r.capability, str(r.doc_id), int(r.sample_index), r.think, r.prompt, int(r.seed))
+            kind = CAPABILITIES[r.capability].output
+            if kind != "text" and isinstance(g.output, Video) != (kind == "video"):
+                raise MediaError(f"predictions: {g.info.get('source_file')} is not a{'' if kind == 'video' else 'n'} {kind}")
             out.append(g)
         return out
 
-    # -- capabilities ---------------------------------------------------------------------------------
-    def understand(self, media, questions, **gen):
-        return self._answer(questions, False, gen, "understand", None)
-
-    def generate_image(self, prompts, think=False, **gen):
-        return self._answer(prompts, think, gen, "t2i", False)
-
-    def generate_video(self, prompts, think=False, **gen):
-        return self._answer(prompts, think, gen, "t2v", True)
-
-    def edit_image(self, images, instructions, think=False, **gen):
-        return self._answer(instructions, think, gen, "edit_image", False)
-
-    def edit_video(self, videos, instructions, think=False, **gen):
-        return self._answer(instructions, think, gen, "edit_video", True)
+    # every capability is a lookup
+    understand = generate_image = generate_video = edit_image = edit_video = _answer
 
 
 def _scan_vbench(folder: Path) -> dict[tuple[str, int], Path]:
-    from omnieval.metrics.vbench.naming import parse_filename
+    from omnieval.naming import parse_filename
 
     if not folder.is_dir():
         raise ConfigError(f"predictions: folder not found: {folder}")

@@ -133,7 +133,7 @@ def auxiliary_info(item: MetricInput, dimension: str) -> dict:
     if info is None:
         raise OmniEvalError(
             f"item {item.item_id}: {dimension} needs the prompt's auxiliary_info (use the VBench prompt suite, "
-            "omnieval.metrics.vbench.naming.load_prompt_suite)"
+            "omnieval.metrics.vbench.suite.load_prompt_suite)"
         )
     return info
 

@@ -8,9 +8,13 @@ Convention (``vbench/temporal_flickering.py``, VBench 0.1.5):
 * the dimension: mean over videos (one process or many: per-video contributions, mean over all).
 
 The published protocol runs VBench's **static filter** (RAFT, :func:`omnieval.metrics.vbench.motion.is_static`)
-first and scores only static videos (25 samples per prompt so that enough survive).  The registered metric
-does that by default (``static_filter=True``; a non-static video contributes ``temporal_flickering_skipped``);
-the functional forms score what they are given, like ``vbench.temporal_flickering``.
+first: of each prompt's 25 videos, visited in VBench's sorted file order (``-0, -1, -10, ..., -19, -2, -20, ...``,
+:func:`omnieval.naming.vbench_file_order`), the first 5 static ones are kept (``vbench static_filter``), and
+temporal flickering is the mean over the kept videos of all prompts.  The registered metric does exactly that
+when it aggregates (``static_filter=True``, ``kept_per_prompt=5``): every video's contribution records its doc,
+its sample index, and its score or why it was skipped, and :meth:`TemporalFlickering.compute` applies the
+selection per doc.  With ``static_filter=False`` every scored video counts.  The functional forms score what
+they are given, like ``vbench.temporal_flickering``.
 
 Numerics: VBench accumulates in float32; here the absolute differences are summed exactly (integers held in
 float64), so the two agree to ~1e-7 (float32 rounding of VBench's per-pair means).  A one-frame video cannot be scored
@@ -27,8 +31,9 @@ import numpy as np
 
 from omnieval.errors import MediaError
 from omnieval.media import Video
-from omnieval.metrics.base import MetricInput
+from omnieval.metrics.base import MetricInput, State
 from omnieval.metrics.vbench.common import Skip, VBenchDimensionMetric, as_video, require_frames
+from omnieval.naming import vbench_file_order
 from omnieval.registry import register_metric
 
 def pair_mae(frames: np.ndarray) -> np.ndarray:
@@ -105,10 +110,18 @@ def temporal_flickering(videos: Iterable[Any]) -> float:
 @dataclass(frozen=True)
 class FlickerOptions:
     """``static_filter``: score only videos VBench's RAFT static filter keeps (the published protocol);
+    ``kept_per_prompt``: how many static videos of a prompt count, in VBench's file order (VBench: 5);
     ``raft_path``: explicit RAFT checkpoint (else the manifest's ``vbench_raft_things``)."""
 
     static_filter: bool = True
+    kept_per_prompt: int = 5
     raft_path: str | None = None
+
+
+def _union_docs(a: dict, b: dict) -> dict:
+    for doc, samples in b.items():
+        a.setdefault(doc, {}).update(samples)
+    return a
 
 
 @register_metric(
@@ -122,6 +135,9 @@ class TemporalFlickering(VBenchDimensionMetric):
     weights: ClassVar[tuple[str, ...]] = ("vbench_raft_things",)
 
     path_option: ClassVar[str | None] = "raft_path"
+    #: doc id -> sample index -> score (None: skipped by the static filter)
+    state = {"videos": State(dict, _union_docs)}
+    cluster_keys: ClassVar[tuple[str, ...]] = ("doc_id",)
 
     def required_weights(self) -> list[str]:
         return super().required_weights() if self.options.static_filter else []
@@ -135,3 +151,25 @@ class TemporalFlickering(VBenchDimensionMetric):
             if not is_static(video, raft):
                 return Skip("not static (VBench static filter)")
         return flickering_score(video.frames)
+
+    def contributions(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
+        out = super().contributions(inputs)
+        for contribution, item in zip(out, inputs):
+            contribution.update(doc_id=item.doc_id or item.item_id, sample_index=item.sample_index)
+        return out
+
+    def fold(self, contribution: dict[str, Any]) -> None:
+        samples = self.videos.setdefault(str(contribution["doc_id"]), {})
+        samples[int(contribution["sample_index"])] = contribution.get(self.dimension)
+
+    def kept_scores(self) -> list[float]:
+        """The scores that count: per doc, the first ``kept_per_prompt`` static videos in VBench's file order."""
+        kept: list[float] = []
+        for samples in self.videos.values():
+            scores = [samples[i] for i in vbench_file_order(samples) if samples[i] is not None]
+            kept += scores[: self.options.kept_per_prompt] if self.options.static_filter else scores
+        return kept
+
+    def compute(self) -> dict[str, float]:
+        kept = self.kept_scores()
+        return {self.dimension: float(np.mean(kept))} if kept else {}

@@ -35,7 +35,7 @@ import numpy as np
 
 from omnieval.errors import ConfigError, MediaError
 from omnieval.media import Video
-from omnieval.metrics.base import Metric, MetricInput, make_options
+from omnieval.metrics.base import Metric, MetricInput, sum_state
 from omnieval.metrics.vbench.common import Skip, VBenchDimensionMetric, as_video
 from omnieval.registry import register_metric
 
@@ -213,28 +213,24 @@ class LongVideoMetric(Metric):
             out.append(contribution)
         return out
 
-    def reset(self) -> None:
-        self.sums = {"clip_sum": 0.0, "clip_count": 0.0, "fused_sum": 0.0, "videos": 0.0}
+    #: clip scores and clips (per-clip mean), fused per-video scores and videos (slow-fast dimensions)
+    state = {"clip_sum": sum_state(), "clip_count": sum_state(), "fused_sum": sum_state(), "videos": sum_state()}
 
     def fold(self, contribution: dict[str, Any]) -> None:
         d = self.dimension
         if f"{d}_clip_count" in contribution:
-            self.sums["clip_sum"] += contribution[f"{d}_clip_sum"]
-            self.sums["clip_count"] += contribution[f"{d}_clip_count"]
+            self.clip_sum += contribution[f"{d}_clip_sum"]
+            self.clip_count += contribution[f"{d}_clip_count"]
         if d in contribution:
-            self.sums["fused_sum"] += contribution[d]
-            self.sums["videos"] += 1
-
-    def merge(self, other: "LongVideoMetric") -> None:
-        for key, value in other.sums.items():
-            self.sums[key] += value
+            self.fused_sum += contribution[d]
+            self.videos += 1
 
     def compute(self) -> dict[str, float]:
         if self._uses_slow_fast():
-            return {self.dimension: self.sums["fused_sum"] / self.sums["videos"]} if self.sums["videos"] else {}
-        if not self.sums["clip_count"]:
+            return {self.dimension: self.fused_sum / self.videos} if self.videos else {}
+        if not self.clip_count:
             return {}
-        return {self.dimension: self.sums["clip_sum"] / self.sums["clip_count"]}
+        return {self.dimension: self.clip_sum / self.clip_count}
 
 
 @dataclass(frozen=True)
@@ -256,5 +252,5 @@ class VBenchLong(LongVideoMetric):
     def __init__(self, **options: Any):
         from omnieval.registry import get_metric
 
-        opts = make_options(VBenchLongOptions, options, owner="vbench_long")
+        opts = self.build_options(options)
         super().__init__(get_metric(f"vbench_{opts.dimension}")(**opts.inner), **options)

@@ -56,21 +56,13 @@ from omnieval.media import Video
 from omnieval.metrics.base import MetricInput
 from omnieval.metrics.vbench.common import Skip, VBenchDimensionMetric, auxiliary_info, default_device, import_vbench, load_state_dict
 from omnieval.metrics.vbench.consistency import Pooled, PooledDimensionMetric
+from omnieval.metrics.vbench.detections import Detection
 from omnieval.metrics.vbench.viclip_dims import vbench_middle_indices
 from omnieval.registry import register_metric
 
 #: colour words VBench's color dimension looks for (``vbench/color.py``)
 COLOR_WORDS = ("white", "red", "pink", "blue", "silver", "purple", "orange", "green", "gray", "yellow", "black", "grey")
 ACTION_THRESHOLD = 0.85
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One GRiT detection: dense ``caption``, ``box`` ``(x0, y0, x1, y1)`` in pixels, class ``label``."""
-
-    caption: str
-    box: tuple[float, float, float, float]
-    label: str
 
 
 Detector = Callable[[np.ndarray], list[Detection]]  # one RGB frame -> detections

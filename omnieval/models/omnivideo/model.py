@@ -31,7 +31,7 @@ import numpy as np
 
 from omnieval.errors import ConfigError, MediaError, OmniEvalError
 from omnieval.media import Video, as_uint8_frames, as_uint8_image
-from omnieval.models.base import Generation, Model, ModelIdentity, quick_fingerprint
+from omnieval.models.base import Generation, Model, ModelIdentity, Request, quick_fingerprint
 from omnieval.registry import register_model
 
 if TYPE_CHECKING:  # torch is imported where it is used: computing a model's identity must not need it
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 TASKS = {
     "t2i": ("t2i", False, False),
     "t2v": ("t2v", True, False),
+    "long_video": ("t2v", True, False),
     "edit_image": ("i2i", False, True),
     "edit_video": ("v2v", True, True),
 }
@@ -182,47 +183,37 @@ class OmniVideoBase(Model):
             m.to(target)
 
     # -- capabilities ---------------------------------------------------------------------------
-    def understand(self, media: list, questions: list[str], **gen: Any) -> list[str]:
-        if len(media) != len(questions):
-            raise MediaError(f"understand: {len(media)} media for {len(questions)} questions")
-        seeds = _seeds(gen, len(questions))
+    def understand(self, requests: list[Request]) -> list[str]:
         s = self.settings
         return [
-            self.mllm.answer([m], [q], max_new_tokens=int(gen.get("max_new_tokens", s.max_new_tokens)),
-                             temperature=float(gen.get("temperature", s.temperature)), top_p=_optional_float(gen.get("top_p", s.top_p)),
-                             do_sample=bool(gen.get("do_sample", s.do_sample)), seed=seed)[0]
-            for m, q, seed in zip(media, questions, seeds)
+            self.mllm.answer([r.media], [r.prompt], max_new_tokens=int(r.setting("max_new_tokens", s.max_new_tokens)),
+                             temperature=float(r.setting("temperature", s.temperature)),
+                             top_p=_optional_float(r.setting("top_p", s.top_p)),
+                             do_sample=bool(r.setting("do_sample", s.do_sample)), seed=r.seed)[0]
+            for r in requests
         ]
 
-    def generate_image(self, prompts: list[str], think: bool = False, **gen: Any) -> list[Generation]:
-        return self._run("t2i", prompts, [None] * len(prompts), think, gen)
+    def generate_image(self, requests: list[Request]) -> list[Generation]:
+        return [self._one(r, None) for r in requests]
 
-    def generate_video(self, prompts: list[str], think: bool = False, **gen: Any) -> list[Generation]:
-        return self._run("t2v", prompts, [None] * len(prompts), think, gen)
+    def generate_video(self, requests: list[Request]) -> list[Generation]:
+        return [self._one(r, None) for r in requests]
 
-    def edit_image(self, images: list, instructions: list[str], think: bool = False, **gen: Any) -> list[Generation]:
-        sources = [as_uint8_image(im, what=f"edit_image source {i}") for i, im in enumerate(images)]
-        return self._run("edit_image", instructions, sources, think, gen)
+    def edit_image(self, requests: list[Request]) -> list[Generation]:
+        return [self._one(r, as_uint8_image(r.media, what=f"edit_image source of {r.what}")) for r in requests]
 
-    def edit_video(self, videos: list, instructions: list[str], think: bool = False, **gen: Any) -> list[Generation]:
-        sources = [v if isinstance(v, Video) else Video(as_uint8_frames(v, what=f"edit_video source {i}"))
-                   for i, v in enumerate(videos)]
-        return self._run("edit_video", instructions, sources, think, gen)
+    def edit_video(self, requests: list[Request]) -> list[Generation]:
+        return [self._one(r, r.media if isinstance(r.media, Video) else Video(as_uint8_frames(r.media, what=f"edit_video source of {r.what}")))
+                for r in requests]
 
     # -- internals ------------------------------------------------------------------------------
-    def _run(self, capability: str, prompts: list[str], sources: list, think: bool, gen: dict) -> list[Generation]:
-        if len(sources) != len(prompts):
-            raise MediaError(f"{capability}: {len(sources)} sources for {len(prompts)} prompts")
-        seeds = _seeds(gen, len(prompts))
-        return [self._one(capability, p, src, bool(think), seed, gen, i) for i, (p, src, seed) in enumerate(zip(prompts, sources, seeds))]
-
-    def _size(self, task: str, gen: dict) -> TaskDefaults:
+    def _size(self, task: str, request: Request) -> TaskDefaults:
         d = self.task_defaults[task]
         video = TASKS_BY_OFFICIAL[task]
-        frames = int(gen.get("num_frames") or d.num_frames) if video else 1
-        out = TaskDefaults(int(gen.get("height") or d.height), int(gen.get("width") or d.width), frames,
-                           float(gen.get("fps") or d.fps), int(gen.get("num_inference_steps") or d.steps),
-                           float(gen["guidance_scale"] if gen.get("guidance_scale") is not None else d.guidance))
+        frames = int(request.setting("num_frames", d.num_frames)) if video else 1
+        out = TaskDefaults(int(request.setting("height", d.height)), int(request.setting("width", d.width)), frames,
+                           float(request.setting("fps", d.fps)), int(request.setting("num_inference_steps", d.steps)),
+                           float(request.setting("guidance_scale", d.guidance)))
         patch = self.parts.decoder.transformer.config.patch_size
         mult_h, mult_w = self.parts.decoder.vae_stride[1] * patch[1], self.parts.decoder.vae_stride[2] * patch[2]
         if out.height % mult_h or out.width % mult_w:
@@ -242,22 +233,23 @@ class OmniVideoBase(Model):
             raise MediaError(f"{item}: source video has {len(frames)} frames, need at least {n + skip}")
         return frames[skip::rate][:n]
 
-    def _one(self, capability: str, prompt: str, source, think: bool, seed: int, gen: dict, index: int) -> Generation:
+    def _one(self, request: Request, source) -> Generation:
         import torch
 
         with torch.no_grad():
-            return self._generate_one(capability, prompt, source, think, seed, gen, index)
+            return self._generate_one(request, source)
 
-    def _generate_one(self, capability: str, prompt: str, source, think: bool, seed: int, gen: dict, index: int) -> Generation:
+    def _generate_one(self, request: Request, source) -> Generation:
         from omnieval.models.omnivideo.adapter import adapt_visual_tokens
         from omnieval.models.omnivideo.conditioning import build_context, pad_contexts
         from omnieval.models.omnivideo.decoder import to_uint8
 
+        capability, prompt, think, seed = request.capability, request.prompt, bool(request.think), request.seed
         task, is_video, _ = TASKS[capability]
-        item = f"{capability} item {index}"
+        item = request.what
         if not isinstance(prompt, str):
             raise MediaError(f"{item}: prompt must be a string")
-        size = self._size(task, gen)
+        size = self._size(task, request)
         info: dict[str, Any] = {"think": think, "routed_task": None, "task_mismatch": None}
         if self.settings.route:
             routed = self.mllm.route([prompt], [source] if source is not None else None, seed=seed,
@@ -331,19 +323,9 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _seeds(gen: dict, n: int) -> list[int]:
-    seeds = gen.get("seeds")
-    if seeds is None:
-        return [0] * n
-    if len(seeds) != n:
-        raise ConfigError(f"omnivideo: {len(seeds)} seeds for {n} requests")
-    return [int(s) for s in seeds]
-
-
 @register_model(
     "omnivideo",
     description="Omni-Video (VILA/Llama-3 MLLM + vision head + adapter -> Wan2.1-T2V-1.3B) from an omni_ckpts/ root",
-    capability=("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video"),
 )
 class OmniVideo(OmniVideoBase):
     """``--model omnivideo --model_args checkpoint=<repo root or omni_ckpts/>,dtype=bfloat16,device=cuda``."""
@@ -391,7 +373,6 @@ class OmniVideo(OmniVideoBase):
 @register_model(
     "omnivideo-tiny",
     description="Omni-Video architecture with tiny seeded random weights, built in code (smoke tests; outputs are noise)",
-    capability=("understand", "t2i", "t2v", "long_video", "edit_image", "edit_video"),
 )
 class OmniVideoTiny(OmniVideoBase):
     """Everything random from ``seed`` (default 0); default generation 32x32, 5 frames, 3 steps."""

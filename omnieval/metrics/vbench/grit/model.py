@@ -14,7 +14,7 @@ Per frame (see the submodules for each step's conventions):
 5. detectron2's ``detector_postprocess``: boxes scaled from the network input size to the frame size, clipped to
    the frame, boxes with zero width or height dropped.
 
-:meth:`GRiT.detect` returns :class:`~omnieval.metrics.vbench.semantic_dims.Detection` items like VBench's
+:meth:`GRiT.detect` returns :class:`~omnieval.metrics.vbench.detections.Detection` items like VBench's
 ``dense_pred_to_caption_tuple`` + omnieval's former detectron2 adapter: ``caption`` = i-th description, ``box`` =
 the box's coordinates truncated with ``int``, ``label`` = i-th ``det_obj`` entry.
 """
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from omnieval.errors import ConfigError
+from omnieval.metrics.vbench.detections import Detection
 from omnieval.metrics.vbench.common import load_matching, read_checkpoint
 from omnieval.metrics.vbench.grit.backbone import BackboneConfig, build_backbone
 from omnieval.metrics.vbench.grit.preprocess import PreprocessConfig, prepare
@@ -147,8 +148,6 @@ class GRiT(nn.Module):
 
     def detect(self, frame: np.ndarray, item: str = "frame") -> list:
         """VBench's view of one frame's detections: a list of ``Detection(caption, box, label)``."""
-        from omnieval.metrics.vbench.semantic_dims import Detection
-
         pred = self.predict(frame, item)
         return [Detection(caption, tuple(int(a) for a in box), label)
                 for caption, box, label in zip(pred.descriptions, pred.boxes.tolist(), pred.det_obj)]

@@ -1,0 +1,118 @@
+"""The model-call adapter: work items -> typed :class:`~omnieval.models.base.Request` batches -> checked outputs
+in the store.
+
+Requests of one task are batched by think mode (``generation.batch_size`` per call).  Input media (``understand``
+and edit tasks) are read from the doc's media field and checked against the capability's input kinds; outputs
+are checked against its output kind before anything is written, so a wrong or non-finite output never becomes a
+scored artifact.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from omnieval.capabilities import Capability
+from omnieval.config import TaskConfig
+from omnieval.errors import MediaError, OmniEvalError
+from omnieval.media import Video, as_uint8_image, read_media
+from omnieval.models.base import Generation, Model, Request
+from omnieval.planning import TaskPlan, WorkItem
+from omnieval.store import Store
+from omnieval.tasks import Doc, resolve_media_path
+
+
+def input_media(cfg: TaskConfig, cap: Capability, doc: Doc):
+    """The doc's input image or video (its ``fields.media`` value resolved against the media folder)."""
+    value = doc.get(cfg.fields.media)
+    if value is None:
+        raise MediaError(f"task {cfg.task}: doc {doc.id} has no media field {cfg.fields.media!r}")
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise MediaError(f"task {cfg.task}: doc {doc.id} media field {cfg.fields.media!r} must be a file name, got {value!r}")
+    path = resolve_media_path(doc, str(value), cfg.dataset.media_template)
+    try:
+        media = read_media(path)
+    except MediaError as exc:
+        raise MediaError(f"task {cfg.task}: doc {doc.id}: {exc}") from exc
+    kind = "video" if isinstance(media, Video) else "image"
+    if cap.inputs and kind not in cap.inputs:
+        raise MediaError(f"task {cfg.task}: doc {doc.id}: {cap.name} needs an input {' or '.join(cap.inputs)}, got {path}")
+    return media
+
+
+def make_request(plan: TaskPlan, item: WorkItem) -> Request:
+    media = input_media(plan.cfg, plan.capability, item.doc) if plan.capability.takes_media else None
+    return Request(capability=plan.capability.name, prompt=item.prompt, seed=item.seed, think=item.think == "on",
+                   media=media, settings=plan.cfg.generation, task=item.task, doc_id=item.doc.id,
+                   sample_index=item.sample_index)
+
+
+def check_output(cap: Capability, output: Any, item: WorkItem):
+    """The output in its canonical form (text, uint8 image, :class:`Video`), or a MediaError naming the item."""
+    what = f"task {item.task} doc {item.doc.id} sample {item.sample_index} think {item.think}"
+    if cap.output == "text":
+        if not isinstance(output, str):
+            raise MediaError(f"{what}: {cap.method}() must return text, got {type(output).__name__}")
+        return output
+    if cap.output == "video":
+        if not isinstance(output, Video):
+            raise MediaError(f"{what}: {cap.method}() must return a Video, got {type(output).__name__}")
+        return output
+    return as_uint8_image(output, what=what)
+
+
+def missing_items(store: Store, items: list[WorkItem]) -> list[WorkItem]:
+    return [it for it in items if store.generation(it.task, it.key) is None]
+
+
+def require_generated(plan: TaskPlan, items: list[WorkItem], store: Store) -> None:
+    """``omnieval score`` never generates: every item must have its output in the store."""
+    missing = missing_items(store, items)
+    if missing:
+        first = missing[0]
+        raise OmniEvalError(
+            f"task {plan.cfg.task}: {len(missing)} of {len(items)} work items have no generated output in "
+            f"{store.root} (first: doc {first.doc.id}, sample {first.sample_index}, think {first.think}); "
+            f"run `omnieval run` with the same settings first")
+
+
+def generate(plan: TaskPlan, items: list[WorkItem], get_model: Callable[[], Model], store: Store, *,
+             model_name: str, on_batch: Callable[[int, float], None], progress) -> None:
+    """Generate every item of ``items`` that is not in the store yet.  ``get_model`` is called only if there
+    is work; ``on_batch(n, seconds)`` is told about each model call."""
+    todo = missing_items(store, items)
+    if not todo:
+        return
+    model = get_model()
+    batch_size = max(1, plan.cfg.generation.batch_size)
+    for think in ("off", "on"):
+        mode_items = [it for it in todo if it.think == think]
+        for start in range(0, len(mode_items), batch_size):
+            batch = mode_items[start : start + batch_size]
+            requests = [make_request(plan, it) for it in batch]
+            t0 = time.perf_counter()
+            outputs = _call(model, plan, requests, model_name)
+            elapsed = time.perf_counter() - t0
+            on_batch(len(batch), elapsed)
+            for item, out in zip(batch, outputs):
+                gen = out if isinstance(out, Generation) else Generation(out)
+                output = check_output(plan.capability, gen.output, item)
+                record = {
+                    "key": item.key, "task": item.task, "doc_id": item.doc.id, "sample_index": item.sample_index,
+                    "think": item.think, "seed": item.seed, "prompt": item.prompt, "info": gen.info,
+                    "seconds": elapsed / len(batch),
+                }
+                store.save_generation(item.task, record, output)
+            progress.update(len(batch))
+
+
+def _call(model: Model, plan: TaskPlan, requests: list[Request], model_name: str) -> list:
+    try:
+        outputs = list(model.serve(plan.capability, requests))
+    except MediaError as exc:  # e.g. a NaN Video built inside the model, or an unreadable prediction file
+        ids = list(dict.fromkeys(r.doc_id for r in requests))
+        ids_text = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        raise MediaError(f"model {model_name}, task {plan.cfg.task} doc(s) {ids_text} think "
+                         f"{'on' if requests[0].think else 'off'}: {exc}") from exc
+    if len(outputs) != len(requests):
+        raise OmniEvalError(f"model {model_name} returned {len(outputs)} outputs for {len(requests)} requests (task {plan.cfg.task})")
+    return outputs
