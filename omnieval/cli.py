@@ -55,8 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--published", action="store_true", help="include leaderboards/published/*.csv rows")
     lb.add_argument("--out", required=True, help="folder to write the boards to")
 
-    w = sub.add_parser("weights", help="list metric weights that are present or missing")
+    w = sub.add_parser("weights", help="list metric weights that are present or missing; --download fetches them")
     w.add_argument("--verify", action="store_true", help="check sha256 checksums of present files")
+    w.add_argument("--download", action="store_true",
+                   help="fetch missing weights into $OMNIEVAL_WEIGHTS_DIR (default: every manifest entry)")
+    w.add_argument("--tasks", nargs="+", default=None, metavar="T",
+                   help="only the weights these tasks or groups need (comma- or space-separated)")
+    w.add_argument("--ids", nargs="+", default=None, metavar="ID", help="only these manifest ids")
+    w.add_argument("--include_path", action="append", default=[], help="extra folder of task YAML files")
+    w.add_argument("--allow-unpinned", action="store_true",
+                   help="fetch hub entries without a pinned hf_revision at their branch's current commit (printed)")
     return p
 
 
@@ -225,10 +233,51 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def _split_names(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [name for value in values for name in value.split(",") if name]
+
+
+def _selected_weights(args) -> list[str] | None:
+    """Manifest ids picked by --tasks / --ids (None: all of them)."""
+    from omnieval.metrics import weights
+
+    tasks, ids = _split_names(args.tasks), _split_names(args.ids)
+    if tasks is None and ids is None:
+        return None
+    selected: list[str] = []
+    if tasks is not None:
+        from omnieval.tasks import resolve_tasks
+
+        selected += weights.required_for_tasks(resolve_tasks(tasks, tuple(args.include_path)))
+    for wid in ids or ():
+        selected.append(weights.spec(wid).id)  # unknown id -> one-line error with suggestions
+    return list(dict.fromkeys(selected))
+
+
+def cmd_download(args) -> int:
+    from omnieval.metrics.fetch import FetchOptions, fetch_all
+    from omnieval.metrics.weights import weights_dir
+
+    ids = _selected_weights(args)
+    if ids == []:
+        print(f"the selected tasks need no metric weights (weights dir: {weights_dir()})")
+        return 0
+    results = fetch_all(ids, FetchOptions(allow_unpinned=args.allow_unpinned))
+    counts = {state: sum(r.state == state for r in results) for state in ("downloaded", "present", "failed")}
+    print(f"\n{counts['downloaded']} downloaded, {counts['present']} already present, {counts['failed']} failed "
+          f"(weights dir: {weights_dir()})")
+    return 1 if counts["failed"] else 0
+
+
 def cmd_weights(args) -> int:
     from omnieval.metrics import weights
 
-    rows = weights.status(verify=args.verify)
+    if args.download:
+        return cmd_download(args)
+    selected = _selected_weights(args)
+    rows = [st for st in weights.status(verify=args.verify) if selected is None or st.spec.id in selected]
     missing = 0
     for st in rows:
         state = "present" if st.present else "MISSING"
