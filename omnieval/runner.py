@@ -14,7 +14,6 @@ The phases live in their own modules -- :mod:`omnieval.planning` (work items and
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from omnieval.errors import OmniEvalError
 from omnieval.metrics.base import Metric
 from omnieval.models.base import Model
 from omnieval.planning import TaskPlan, plan_run
+from omnieval.progress import progress as progress_bar
 from omnieval.registry import get_metric, get_model
 from omnieval.results import Counters, ModelInfo, ResultsFile, TaskHashes, Timing, environment
 from omnieval.store import Store
@@ -37,7 +37,7 @@ class Runner:
 
     def __init__(self, run: RunConfig, *, progress: bool = True):
         self.run = run
-        self.progress = progress and sys.stderr.isatty()
+        self.progress = progress
         self.counters = Counters()
         self.timing = Timing()
         self.store = Store(run.output_path, rank=run.rank, world_size=run.world_size)
@@ -75,7 +75,7 @@ class Runner:
 
         if self.run.predict_only:
             return
-        weights.require([w for plan in plans for metric in self.metrics_of(plan).values() for w in metric.required_weights()])
+        weights.require(weights.required_for_tasks([p.cfg for p in plans], build=self.metric))
 
     def _load_model(self) -> Model:
         if self._model is None:
@@ -114,7 +114,7 @@ class Runner:
 
     def _generate(self, plan: TaskPlan, items) -> None:
         todo = len(generation.missing_items(self.store, items))
-        bar = _progress(todo, f"generate {plan.cfg.task}", self.progress and todo > 0)
+        bar = progress_bar(todo, f"generate {plan.cfg.task}", enabled=self.progress and todo > 0)
         generation.generate(plan, items, self._load_model, self.store, model_name=self.run.model,
                             on_batch=self._count_generation, progress=bar)
         bar.close()
@@ -125,7 +125,7 @@ class Runner:
         self.timing.generate_s += seconds
 
     def _score(self, plan: TaskPlan, items) -> None:
-        bar = _progress(len(items), f"score {plan.cfg.task}", self.progress)
+        bar = progress_bar(len(items), f"score {plan.cfg.task}", enabled=self.progress)
         scoring.score(plan, items, self.metrics_of(plan), self.store, on_batch=self._count_scoring, progress=bar)
         bar.close()
 
@@ -176,16 +176,3 @@ class Runner:
     @functools.cached_property
     def environment(self) -> dict[str, Any]:
         return environment(self.run.world_size)
-
-
-class _NullBar:
-    def update(self, n: int) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NullBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="item", leave=False)
