@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
@@ -30,10 +31,10 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-st
 
 
 def find_chromium() -> str | None:
-    """``$OMNIEVAL_CHROMIUM`` or the first Chromium on PATH."""
+    """``$OMNIEVAL_CHROMIUM`` (None when it names no executable) or the first Chromium on PATH."""
     env = os.environ.get("OMNIEVAL_CHROMIUM")
     if env:
-        return env
+        return env if os.access(env, os.X_OK) and Path(env).is_file() else None
     return next((p for p in map(shutil.which, CANDIDATES) if p), None)
 
 
@@ -59,12 +60,12 @@ class Browser:
             os.dup2(a, 3)
             os.dup2(b, 4)
 
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 -- open for the browser's lifetime, closed in close()
         self.proc = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
              "--remote-debugging-pipe", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-            pass_fds=(3, 4), preexec_fn=to_fds_3_and_4)
+            pass_fds=(3, 4), preexec_fn=to_fds_3_and_4)  # noqa: PLW1509 -- only dup2 calls; no thread of ours runs yet
         os.close(cmd_r)
         os.close(resp_w)
         self._next_id = 0
@@ -218,7 +219,7 @@ class Browser:
             self._stderr.close()
             shutil.rmtree(self.profile, ignore_errors=True)
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

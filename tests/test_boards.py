@@ -6,13 +6,13 @@ import csv
 import json
 from pathlib import Path
 
+import board_fixtures as bf
 import pytest
 
-import board_fixtures as bf
 from omnieval.cli import main
 from omnieval.errors import ConfigError, OmniEvalError
 from omnieval.leaderboard import checkpoints as ck
-from omnieval.leaderboard.entries import PUBLISHED_DIR, META_COLUMNS, Run, load_runs
+from omnieval.leaderboard.entries import META_COLUMNS, PUBLISHED_DIR, Run
 from omnieval.leaderboard.layouts import load_layouts, parse_layout
 from omnieval.leaderboard.render import render_boards
 
@@ -300,4 +300,4 @@ def test_cli_errors(tmp_path, capsys):
         render_boards([], tmp_path / "o", include_published=True, published_dir=bad)
     (bad / "geneval.csv").write_text("method,overall,source\nX,0.5,\n")
     with pytest.raises(ConfigError, match="no source"):
-        load_runs([]) or render_boards([], tmp_path / "o", include_published=True, published_dir=bad)
+        render_boards([], tmp_path / "o", include_published=True, published_dir=bad)

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from omnieval.leaderboard.entries import Row, Value
 from omnieval.leaderboard.layouts import UNITS, Column, Layout, Plot
 from omnieval.web import svg
-from omnieval.web.table import Cell, Row as TRow, Table, mark_best, number_cell
+from omnieval.web.table import Cell, Table, mark_best, number_cell
 from omnieval.web.table import Column as TColumn
+from omnieval.web.table import Row as TRow
 
 GENERIC_DIGITS = 4
 UNIT_SUFFIX = {"percent": "%", "fraction": ""}

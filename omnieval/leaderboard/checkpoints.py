@@ -30,7 +30,7 @@ from omnieval.web.table import Cell, Row, Table, mark_best
 from omnieval.web.table import Column as TColumn
 
 STEP_ARGS = ("step", "global_step", "checkpoint_step", "iteration", "iter", "checkpoint", "ckpt")
-STEP_IN_TEXT = re.compile(r"(?:global[_-]?step|step|checkpoint|ckpt|iteration|iter)[-_=]?(\d+)", re.I)
+STEP_IN_TEXT = re.compile(r"(?:global[_-]?step|step|checkpoint|ckpt|iteration|iter)[-_=]?(\d+)", re.IGNORECASE)
 ALL_DIGITS = re.compile(r"^\d+$")
 
 

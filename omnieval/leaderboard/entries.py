@@ -46,7 +46,7 @@ class Value:
     method: str | None = None
 
     @classmethod
-    def from_entry(cls, entry: dict) -> "Value":
+    def from_entry(cls, entry: dict) -> Value:
         ci = entry.get("ci")
         low, high = entry.get("ci_low"), entry.get("ci_high")
         if isinstance(ci, (list, tuple)) and len(ci) == 2:

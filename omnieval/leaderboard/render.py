@@ -26,14 +26,23 @@ from omnieval.leaderboard import ablations as ablation_mod
 from omnieval.leaderboard import checkpoints as ckpt_mod
 from omnieval.leaderboard.boards import Board, build_board, generic_layout
 from omnieval.leaderboard.entries import (
-    META_COLUMNS, PUBLISHED_DIR, Run, load_results, load_runs, published_board_rows, published_model, published_number,
-    read_published, run_names, run_rows,
+    META_COLUMNS,
+    PUBLISHED_DIR,
+    Run,
+    load_results,
+    load_runs,
+    published_board_rows,
+    published_model,
+    published_number,
+    read_published,
+    run_names,
+    run_rows,
 )
 from omnieval.leaderboard.layouts import load_layouts
 from omnieval.web import page as web
 from omnieval.web.table import Table, esc, to_csv, to_html, to_latex, to_markdown
 
-__all__ = ["board_name", "load_results", "published_rows", "render_boards", "results_table", "PUBLISHED_DIR"]
+__all__ = ["PUBLISHED_DIR", "board_name", "load_results", "published_rows", "render_boards", "results_table"]
 
 
 def _fmt(value: Any) -> str:
@@ -149,12 +158,12 @@ def render_boards(paths: list[Path | str | tuple[Path | str, list[str]]], out: P
     written: list[Path] = []
     tables = [b.table for b in boards]
     _write(out / "board.md", "# Leaderboards\n\n" + "\n".join(to_markdown(t) for t in tables), written)
-    _write(out / "board.tex", "% \\usepackage{booktabs}\n" + "\n".join(to_latex(t) for t in tables), written)
+    _write(out / "board.tex", "% \\usepackage{booktabs,graphicx}\n" + "\n".join(to_latex(t) for t in tables), written)
     _write(out / "board.csv", _long_csv(tables), written)
     for t in tables:
         extra = {"kind": [r.kind for r in t.rows], "source": [r.title.split(": ", 1)[-1] for r in t.rows]}
         _write(out / "tables" / f"{t.id}.csv", to_csv(t, extra), written)
-    sections = [web.Section("benchmarks", "Benchmarks", "")]
+    sections = [web.Section("benchmarks", "Benchmarks", "")] if boards else []
     sections += [web.Section(f"board-{b.table.id}", b.table.title, _board_html(b), level=3) for b in boards]
     if ablation is not None:
         _write(out / "ablations.md", to_markdown(ablation), written)

@@ -7,7 +7,7 @@ header of any ``table.sortable`` sorts it).  Shared by ``omnieval leaderboard`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from omnieval.web.table import esc
@@ -15,7 +15,7 @@ from omnieval.web.table import esc
 ASSETS = Path(__file__).with_name("assets")
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset(name: str) -> str:
     return (ASSETS / name).read_text(encoding="utf-8")
 

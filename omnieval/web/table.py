@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 MISSING = "–"
+WIDE_COLUMNS = 10  # LaTeX tables with more columns are scaled to the line width (\resizebox, graphicx)
 _URL = re.compile(r"https?://[^\s)]+")
 
 
@@ -117,7 +118,7 @@ def to_markdown(table: Table) -> str:
 # -- LaTeX ------------------------------------------------------------------------------------------
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "–": "--", "↑": r"$\uparrow$",
-        "↓": r"$\downarrow$", "Δ": r"$\Delta$", "±": r"$\pm$"}
+        "↓": r"$\downarrow$", "Δ": r"$\Delta$", "±": r"$\pm$", "−": r"$-$"}
 
 
 def tex_escape(text: str) -> str:
@@ -133,7 +134,11 @@ def to_latex(table: Table) -> str:
     arrows = {True: r" $\uparrow$", False: r" $\downarrow$", None: ""}
     spec = "".join("r" if c.numeric else "l" for c in table.columns)
     lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{tex_escape(table.title)}}}",
-             rf"\label{{tab:{table.id}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             rf"\label{{tab:{table.id}}}"]
+    wide = len(table.columns) > WIDE_COLUMNS
+    if wide:
+        lines.append(r"\resizebox{\linewidth}{!}{%")
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & ".join(tex_escape(c.label) + arrows[c.higher_is_better] for c in table.columns) + r" \\", r"\midrule"]
     group = table.rows[0].group if table.rows else ""
     for row in table.rows:
@@ -144,7 +149,7 @@ def to_latex(table: Table) -> str:
         if row.note is not None:
             cells[0] += rf"\textsuperscript{{{row.note}}}"
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [r"\bottomrule", r"\end{tabular}" + ("}" if wide else "")]
     if table.footnotes or table.caption:
         lines.append(r"\par\smallskip\footnotesize")
         if table.caption:
@@ -225,7 +230,7 @@ def to_html(table: Table) -> str:
             if c.note:
                 body += f'<span class="note">{esc(c.note)}</span>'
             cls = " ".join(filter(None, [c.cls, c.mark, "" if table.columns[j].numeric else "text"]))
-            a = f' scope="row"' if tag == "th" else ""
+            a = ' scope="row"' if tag == "th" else ""
             a += f' class="{esc(cls)}"' if cls else ""
             a += f' data-v="{c.value!r}"' if c.value is not None else ""
             a += f' title="{esc(c.title)}"' if c.title else ""
