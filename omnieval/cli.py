@@ -50,9 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("what", choices=("tasks", "models", "metrics", "groups"))
     ls.add_argument("--include_path", action="append", default=[])
 
-    lb = sub.add_parser("leaderboard", help="render boards (md, csv, tex, html) from results folders")
-    lb.add_argument("--results", nargs="*", default=[], help="output folders (or results.json files)")
+    lb = sub.add_parser("leaderboard", help="render boards (md, csv, tex, one html page) from results folders",
+                        description="One table per benchmark in the papers' layout, the think-mode ablation table "
+                                    "and, with --compare, a checkpoint comparison; see omnieval/leaderboard/render.py.")
+    lb.add_argument("--results", nargs="*", default=[], action=_ResultsAction, dest="runs", metavar="DIR",
+                    help="output folders (or results.json files); repeat the flag freely")
+    lb.add_argument("--label", action=_LabelAction, dest="runs", metavar="KEY=VALUE[,...]",
+                    help="name=TEXT and/or step=N for the results folder given just before it "
+                         "(--results runs/a --label step=1000,name=a)")
     lb.add_argument("--published", action="store_true", help="include leaderboards/published/*.csv rows")
+    lb.add_argument("--compare", action="store_true",
+                    help="checkpoint comparison of the --results folders: side by side, deltas, metric-vs-step plots")
+    lb.add_argument("--baseline", default=None, metavar="LABEL_OR_PATH",
+                    help="checkpoint the deltas are taken against: its name or results path (implies --compare; "
+                         "default: the lowest step)")
     lb.add_argument("--out", required=True, help="folder to write the boards to")
 
     w = sub.add_parser("weights", help="list metric weights that are present or missing; --download fetches them")
@@ -66,6 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--allow-unpinned", action="store_true",
                    help="fetch hub entries without a pinned hf_revision at their branch's current commit (printed)")
     return p
+
+
+class _ResultsAction(argparse.Action):
+    """``--results A B`` appends ``[path, labels]`` entries to ``runs``, in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        runs = list(getattr(namespace, self.dest, None) or [])
+        runs += [(str(v), []) for v in values]
+        setattr(namespace, self.dest, runs)
+
+
+class _LabelAction(argparse.Action):
+    """``--label k=v`` attaches to the results folder given last before it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        runs = list(getattr(namespace, self.dest, None) or [])
+        if not runs:
+            parser.error(f"--label {values}: give it after the --results folder it describes")
+        runs[-1][1].append(values)
+        setattr(namespace, self.dest, runs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,7 +258,8 @@ def cmd_ls(args) -> int:
 def cmd_leaderboard(args) -> int:
     from omnieval.leaderboard.render import render_boards
 
-    written = render_boards([Path(p) for p in args.results], Path(args.out), include_published=args.published)
+    written = render_boards([(Path(p), labels) for p, labels in args.runs], Path(args.out), include_published=args.published,
+                            compare=args.compare, baseline=args.baseline)
     for path in written:
         print(path)
     return 0

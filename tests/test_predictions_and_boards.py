@@ -73,9 +73,11 @@ def test_leaderboard_renders_all_formats(tmp_path, tasks_dir):
     assert main(["leaderboard", "--results", str(out), "--out", str(board)]) == 0
     for ext in ("md", "csv", "tex", "html"):
         assert (board / f"board.{ext}").stat().st_size > 0
+    for ext in ("md", "csv", "tex"):  # the ablation table is also a section of the one board.html
         assert (board / f"ablations.{ext}").stat().st_size > 0
     md = (board / "board.md").read_text()
-    assert "fake-test" in md and "h_t2i@think" in md
+    assert "### h_t2i" in md and "| fake-test |" in md and "| fake-test (think) |" in md
+    assert 'id="t-ablations"' in (board / "board.html").read_text()
     assert main(["leaderboard", "--results", str(tmp_path / "missing"), "--out", str(board)]) == 2
 
 

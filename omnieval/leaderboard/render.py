@@ -1,19 +1,48 @@
-"""Tables from results files: a terminal table, and boards in Markdown, CSV, LaTeX and HTML.
+"""``omnieval leaderboard``: boards from results folders and published rows, in Markdown, CSV, LaTeX and one
+self-contained HTML page.
 
-A board has one row per (model, task, metric) from our results folders, plus -- with ``--published`` --
-the rows of ``leaderboards/published/*.csv`` (numbers from papers, each with a ``source`` column), so our
-reproductions sit next to the reported numbers.  Think-mode ablations get their own board.
+Written to ``--out``:
+
+* ``board.html`` -- the page: one sortable table per benchmark in the papers' layout (``layouts.yaml``) with its
+  plots (VBench radars, GenEval tag bars), the think-mode ablation table, and with ``--compare`` the checkpoint
+  comparison with metric-vs-step plots.  No network at view time (inline CSS, script and SVG).
+* ``board.md``, ``board.tex`` (booktabs; best ``\\textbf``, second ``\\underline``), ``board.csv`` (every cell of
+  every benchmark table in long form) and ``tables/<id>.csv`` (each table wide);
+* ``ablations.{md,tex,csv}`` when a results file has think on/off pairs;
+* ``checkpoints.{md,tex,csv}`` and ``tables/ckpt-<task>.csv`` with ``--compare``.
+
+Also kept here: :func:`results_table` (the terminal table ``omnieval run`` prints), :func:`published_rows` and
+:func:`board_name` (long-form published numbers named like our results).
 """
 from __future__ import annotations
 
 import csv
-import json
+import io
 from pathlib import Path
 from typing import Any
 
 from omnieval.errors import OmniEvalError
+from omnieval.leaderboard import ablations as ablation_mod
+from omnieval.leaderboard import checkpoints as ckpt_mod
+from omnieval.leaderboard.boards import Board, build_board, generic_layout
+from omnieval.leaderboard.entries import (
+    META_COLUMNS,
+    PUBLISHED_DIR,
+    Run,
+    load_results,
+    load_runs,
+    published_board_rows,
+    published_model,
+    published_number,
+    read_published,
+    run_names,
+    run_rows,
+)
+from omnieval.leaderboard.layouts import load_layouts
+from omnieval.web import page as web
+from omnieval.web.table import Table, esc, to_csv, to_html, to_latex, to_markdown
 
-PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "leaderboards" / "published"
+__all__ = ["PUBLISHED_DIR", "board_name", "load_results", "published_rows", "render_boards", "results_table"]
 
 
 def _fmt(value: Any) -> str:
@@ -39,116 +68,120 @@ def results_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def load_results(path: Path) -> dict:
-    """A results.json (or the one in a run folder), checked to have the shape boards read."""
-    file = path / "results.json" if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError as exc:
-        raise OmniEvalError(f"results file not found: {file}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OmniEvalError(f"{file}: not valid JSON ({exc})") from exc
-    results = data.get("results") if isinstance(data, dict) else None
-    if not isinstance(results, dict) or not all(
-            isinstance(m, dict) and all(isinstance(r, dict) for r in m.values()) for m in results.values()):
-        raise OmniEvalError(f"{file}: not an omnieval results.json (needs results: {{task: {{metric: {{value, ...}}}}}})")
-    return data
-
-
-def collect_rows(paths: list[Path], include_published: bool) -> tuple[list[dict], list[dict]]:
-    rows, ablations = [], []
-    for path in paths:
-        data = load_results(path)
-        model = (data.get("model") or {}).get("name", "?")
-        fingerprint = (data.get("model") or {}).get("fingerprint", "")
-        for task, metrics in data.get("results", {}).items():
-            for metric, r in metrics.items():
-                rows.append({"model": model, "checkpoint": fingerprint, "task": task, "metric": board_name(metric),
-                             "value": r.get("value"), "stderr": r.get("stderr"), "n": r.get("n"), "source": str(path)})
-        for task, metrics in data.get("ablations", {}).items():
-            for metric, r in metrics.items():
-                ablations.append({"model": model, "task": task, "metric": metric, "off": r.get("off"), "on": r.get("on"),
-                                  "delta": r.get("delta"), "stderr": r.get("stderr"), "p_value": r.get("p_value"), "n": r.get("n")})
-    if include_published:
-        rows += published_rows()
-    return rows, ablations
-
-
 def board_name(metric: str) -> str:
     """The name a result has on boards, matching the published tables' columns:
     ``vbench_subject_consistency/subject_consistency`` -> ``subject_consistency``, ``vbench_total`` -> ``total``."""
     return metric.rsplit("/", 1)[-1].removeprefix("vbench_")
 
 
-def published_rows() -> list[dict]:
-    """Rows of ``leaderboards/published/*.csv`` in long form (model, benchmark, metric, value, source).
-
-    A row with ``unit: percent`` is converted to fractions, the unit omnieval reports in."""
+def published_rows(published_dir: Path = PUBLISHED_DIR) -> list[dict]:
+    """Rows of ``leaderboards/published/*.csv`` in long form (model, task, metric, value, source), in fractions
+    (a row with ``unit: percent`` is divided by 100)."""
     out = []
-    for path in sorted(PUBLISHED_DIR.glob("*.csv")):
-        with open(path, newline="") as f:
-            for rec in csv.DictReader(f):
-                model = rec.get("model") or rec.get("method") or rec.get("Method") or "?"
-                source = rec.get("source", "")
-                scale = 0.01 if rec.get("unit") == "percent" else 1.0
-                for key, value in rec.items():
-                    if key in ("model", "method", "Method", "source", "note", "unit") or value in (None, ""):
-                        continue
-                    try:
-                        number = float(value) * scale
-                    except ValueError:
-                        continue
-                    out.append({"model": model, "checkpoint": "published", "task": path.stem, "metric": key,
-                                "value": number, "stderr": None, "n": None, "source": source})
+    for path in sorted(Path(published_dir).glob("*.csv")):
+        for rec in read_published(path):
+            scale = 0.01 if rec.get("unit") == "percent" else 1.0
+            for key in rec:
+                if key in META_COLUMNS:
+                    continue
+                number = published_number(path, rec, key)
+                if number is not None:
+                    out.append({"model": published_model(rec), "checkpoint": "published", "task": path.stem, "metric": key,
+                                "value": number * scale, "stderr": None, "n": None, "source": rec["source"]})
     return out
 
 
-def render_boards(paths: list[Path], out: Path, include_published: bool = False) -> list[Path]:
-    import pandas as pd
+# -- assembling ---------------------------------------------------------------------------------------
+def boards_for(runs: list[Run], include_published: bool, published_dir: Path) -> list[Board]:
+    """One board per benchmark layout that has rows (ours, or published with ``include_published``), in the
+    layouts' order, then one per task of our runs without a layout."""
+    layouts = load_layouts()
+    ours = run_rows(runs)
+    boards = []
+    for layout in layouts.values():
+        rows = (published_board_rows(layout, published_dir) if include_published else []) + ours.pop(layout.task, [])
+        if rows:
+            boards.append(build_board(layout, rows))
+    for task, rows in ours.items():
+        boards.append(build_board(generic_layout(task, rows), rows))
+    return boards
 
-    rows, ablations = collect_rows(paths, include_published)
-    if not rows and not ablations:
+
+def _long_csv(tables: list[Table]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["table", "row", "kind", "source", "column", "value", "text", "mark"])
+    for t in tables:
+        for row in t.rows:
+            source = row.title.split(": ", 1)[-1]
+            for col, cell in zip(t.columns[1:], row.cells[1:]):
+                if cell.value is not None:
+                    w.writerow([t.id, row.cells[0].text, row.kind, source, col.key, repr(cell.value), cell.text, cell.mark])
+    return buf.getvalue()
+
+
+def _write(path: Path, text: str, written: list[Path]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    written.append(path)
+
+
+def _board_html(board: Board) -> str:
+    figs = web.figures([web.figure(s, c) for s, c in board.figures])
+    notes = "".join(f'<p class="muted">{esc(n)}</p>' for n in board.notes)
+    return web.scroll(to_html(board.table)) + figs + notes
+
+
+def render_boards(paths: list[Path | str | tuple[Path | str, list[str]]], out: Path, include_published: bool = False, *,
+                  compare: bool = False, baseline: str | None = None, published_dir: Path = PUBLISHED_DIR,
+                  title: str = "omnieval leaderboard") -> list[Path]:
+    """Render every output of the module docstring into ``out``; ``paths`` are results folders/files, each
+    optionally with its ``--label`` strings (``(path, ["step=1000,name=ck1"])``).  Returns the files written."""
+    specs = [p if isinstance(p, tuple) else (p, []) for p in paths]
+    runs = load_runs(specs)
+    if (compare or baseline) and len(runs) < 2:
+        raise OmniEvalError("--compare needs at least two --results folders (checkpoints of the same tasks)")
+    boards = boards_for(runs, include_published, Path(published_dir))
+    layouts = load_layouts()
+    ablation = ablation_mod.ablation_table(list(zip(runs, run_names(runs))), layouts)
+    comparisons = []
+    if compare or baseline:
+        cks = ckpt_mod.checkpoints(runs)
+        comparisons = ckpt_mod.compare(cks, ckpt_mod.pick_baseline(cks, baseline), layouts)
+    if not boards and ablation is None:
         raise OmniEvalError("nothing to render: give --results folders and/or --published")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OmniEvalError(f"--out {out} is not a writable folder: {exc.strerror}") from exc
-    written = []
-    for name, table in (("board", rows), ("ablations", ablations)):
-        if not table:
-            continue
-        df = pd.DataFrame(table)
-        if name == "board":
-            wide = df.pivot_table(index=["task", "metric"], columns="model", values="value", aggfunc="first").reset_index()
-        else:
-            wide = df
-        wide.columns = [str(c) for c in wide.columns]
-        df.to_csv(out / f"{name}_long.csv", index=False)
-        wide.to_csv(out / f"{name}.csv", index=False)
-        (out / f"{name}.md").write_text(_markdown(wide) + "\n")
-        (out / f"{name}.tex").write_text(_latex(wide))
-        (out / f"{name}.html").write_text(wide.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-"))
-        written += [out / f"{name}.{ext}" for ext in ("md", "csv", "tex", "html")]
+
+    written: list[Path] = []
+    tables = [b.table for b in boards]
+    _write(out / "board.md", "# Leaderboards\n\n" + "\n".join(to_markdown(t) for t in tables), written)
+    _write(out / "board.tex", "% \\usepackage{booktabs,graphicx}\n" + "\n".join(to_latex(t) for t in tables), written)
+    _write(out / "board.csv", _long_csv(tables), written)
+    for t in tables:
+        extra = {"kind": [r.kind for r in t.rows], "source": [r.title.split(": ", 1)[-1] for r in t.rows]}
+        _write(out / "tables" / f"{t.id}.csv", to_csv(t, extra), written)
+    sections = [web.Section("benchmarks", "Benchmarks", "")] if boards else []
+    sections += [web.Section(f"board-{b.table.id}", b.table.title, _board_html(b), level=3) for b in boards]
+    if ablation is not None:
+        _write(out / "ablations.md", to_markdown(ablation), written)
+        _write(out / "ablations.tex", to_latex(ablation), written)
+        _write(out / "ablations.csv", to_csv(ablation), written)
+        sections.append(web.Section("ablations", ablation.title, web.scroll(to_html(ablation))))
+    if comparisons:
+        ctables = [c.table for c in comparisons]
+        _write(out / "checkpoints.md", "\n".join(to_markdown(t) for t in ctables), written)
+        _write(out / "checkpoints.tex", "\n".join(to_latex(t) for t in ctables), written)
+        _write(out / "checkpoints.csv", _long_csv(ctables), written)
+        for t in ctables:
+            _write(out / "tables" / f"{t.id}.csv", to_csv(t), written)
+        sections.append(web.Section("checkpoints", "Checkpoints", ""))
+        for c in comparisons:
+            body = web.scroll(to_html(c.table)) + web.figures([web.figure(s, cap) for s, cap in c.figures])
+            body += "".join(f'<p class="muted">{esc(n)}</p>' for n in c.notes)
+            sections.append(web.Section(c.table.id, c.table.title, body, level=3))
+    sub = ", ".join(filter(None, [f"{len(runs)} results file(s)" if runs else "", "published rows" if include_published else ""]))
+    _write(out / "board.html", web.page(title, sections, subtitle=sub, footer="Rendered by omnieval leaderboard."), written)
     return written
-
-
-def _markdown(df) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(None if _isnan(r[c]) else r[c]) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def _latex(df) -> str:
-    cols = list(df.columns)
-    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")  # noqa: E731
-    lines = [r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule", " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
-    for _, r in df.iterrows():
-        lines.append(" & ".join(esc(_fmt(None if _isnan(r[c]) else r[c])) for c in cols) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", ""]
-    return "\n".join(lines)
-
-
-def _isnan(v: Any) -> bool:
-    return isinstance(v, float) and v != v
