@@ -275,14 +275,23 @@ def test_vectorised_fast_path_equals_merge_path():
         assert pb[name].p_value == pa[name].p_value and pb[name].stderr == pytest.approx(pa[name].stderr, **TOL)
 
 
-def test_wrong_vectorised_fast_path_is_refused():
+def test_wrong_vectorised_fast_path_falls_back_to_merge():
     class Wrong(VectorGenEval):
+        cluster_fields = ("prompt_id",)
+
         def compute_additive(self, s):
             return {k: v + 1 for k, v in super().compute_additive(s).items()}
 
     contribs, clusters = geneval_records(k=6)
-    with pytest.raises(ValueError, match="compute_additive gives"):
-        S.cluster_bootstrap(Wrong(), contribs, clusters, iters=10)
+    with pytest.warns(RuntimeWarning, match="compute_additive gives .* resampling with merge instead"):
+        got = S.cluster_bootstrap(Wrong(), contribs, clusters, iters=50)
+    merge = GenEval()
+    merge.cluster_fields = ("prompt_id",)
+    assert got == S.cluster_bootstrap(merge, contribs, clusters, iters=50)
+    # data the fast path does not cover: one prompt_id in two docs (additive counts it twice)
+    contribs[4:8] = [dict(c, prompt_id=contribs[0]["prompt_id"]) for c in contribs[4:8]]
+    with pytest.warns(RuntimeWarning, match="prompt_accuracy"):
+        S.cluster_bootstrap(VectorGenEval(), contribs, clusters, iters=50)
 
 
 def test_undefined_resamples_are_excluded_and_counted():
@@ -351,8 +360,9 @@ def test_two_docs_cannot_go_below_one_half():
 
 def test_identical_sides_give_p_one():
     _, contribs, clusters = balanced(k=25, r=2)
-    for exact_up_to in (16, 4):
-        got = S.paired_comparison(Mean(), contribs, [dict(c) for c in contribs], clusters, flips=500, exact_up_to=exact_up_to)["x"]
+    for metric, exact_up_to in [(Mean(), 16), (Mean(), 4), (HandMean(), 4), (SlowMean(), 4)]:  # sum, merge, fold paths
+        got = S.paired_comparison(metric, contribs, [dict(c) for c in contribs], clusters, iters=200, flips=500,
+                                  exact_up_to=exact_up_to)["x"]
         assert (got.delta, got.p_value, got.stderr, got.ci_low, got.ci_high) == (0.0, 1.0, 0.0, 0.0, 0.0)
 
 

@@ -20,7 +20,8 @@ Conventions (also written into results by :func:`describe_methods`):
     ``additive_state() -> {key: float}`` (its state as numbers that add when the states of different docs
     merge, e.g. GenEval's per-tag image counts, correct counts, and prompt / correct-prompt counts) and
     ``compute_additive({key: array over resamples}) -> {name: array}`` (``compute`` for a batch, NaN where
-    undefined).  Checked against ``compute`` on all the data; a batch is one matrix product.
+    undefined).  Checked against ``compute`` on all the data (on a mismatch: a RuntimeWarning and the merge
+    path); a batch is one matrix product.
   - *merge*: any other metric with ``bootstrap = True``: each doc is folded once into its own state, a
     resample is ``fresh()`` plus ``merge`` of the drawn docs' states (sign flips merge prepared blocks of
     :data:`FLIP_BLOCK` docs).  ``merge`` must not modify or alias the state it is given (the cross-process
@@ -431,6 +432,10 @@ class _SumResampler(_MatrixResampler):
         return self.probe
 
 
+class _FastPathMismatch(Exception):
+    pass
+
+
 class _AdditiveResampler(_MatrixResampler):
     """Metrics declaring the vectorised fast path (``additive_state`` / ``compute_additive``)."""
 
@@ -440,8 +445,8 @@ class _AdditiveResampler(_MatrixResampler):
         expected = _folded(metric, [c for unit in sides[0] for c in unit]).compute()
         for name, value in zip(names, full):
             if not np.isclose(value, expected[name], rtol=1e-9, atol=1e-12):
-                raise ValueError(f"{type(metric).__name__}.compute_additive gives {name} = {value!r} on all the data, "
-                                 f"compute() gives {expected[name]!r}: the vectorised fast path is wrong")
+                raise _FastPathMismatch(f"{type(metric).__name__}.compute_additive gives {name} = {value!r} on all the "
+                                        f"data, compute() gives {expected[name]!r}; resampling with merge instead")
 
     def values(self, weights, side):
         totals = self.totals(weights, side)
@@ -519,7 +524,10 @@ class _FoldResampler(_Resampler):
 def _resampler(metric, sides: list[list[list[dict]]], names: list[str]) -> _Resampler:
     """The evaluation path for ``metric`` (see the module docstring)."""
     if callable(getattr(metric, "additive_state", None)) and callable(getattr(metric, "compute_additive", None)):
-        return _AdditiveResampler(metric, sides, names)
+        try:
+            return _AdditiveResampler(metric, sides, names)
+        except _FastPathMismatch as e:  # a wrong fast path, or data it does not cover (a prompt_id in two docs)
+            warnings.warn(str(e), RuntimeWarning, stacklevel=3)
     if _is_sum_state(metric):
         return _SumResampler(metric, sides, names)
     if getattr(metric, "bootstrap", True):
