@@ -229,3 +229,27 @@ def test_run_eval_shim_and_fast_listing():
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "omnieval.cli", "ls", "metrics"], capture_output=True, text=True, env=env)
     assert out.returncode == 0
     assert "torch" not in {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()[1:]}, "ls must not import torch"
+
+
+def test_each_item_is_decoded_once_for_all_its_metrics(tmp_path, tasks_dir, monkeypatch):
+    """h_t2v has two metrics: the scoring pass reads each artifact once and hands the same object to both."""
+    import collections
+
+    import omnieval.store as store_module
+
+    opened: collections.Counter = collections.Counter()
+    seen: dict[str, set] = collections.defaultdict(set)
+    real_read = store_module.read_media
+    monkeypatch.setattr(store_module, "read_media", lambda path: opened.update([str(path)]) or real_read(path))
+    for cls in (hf.Brightness, hf.FeatureSpread):
+        original = cls.contributions
+
+        def spy(self, inputs, _original=original):
+            for x in inputs:
+                seen[x.item_id].add(id(x.output))
+            return _original(self, inputs)
+
+        monkeypatch.setattr(cls, "contributions", spy)
+    run(tmp_path / "out", tasks_dir, tasks="h_t2v")
+    assert len(opened) == 4 and set(opened.values()) == {1}
+    assert len(seen) == 4 and all(len(ids) == 1 for ids in seen.values())

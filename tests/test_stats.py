@@ -85,23 +85,10 @@ class TagMacro(Metric):
         return {**acc, "overall": sum(acc.values()) / len(acc)} if acc else {}
 
 
-class VectorGenEval(GenEval):
-    """GenEval plus the vectorised fast path (the code proposed for omnieval.metrics.geneval)."""
+class MergeGenEval(GenEval):
+    """GenEval without its vectorised fast path: resampled by merging per-doc states."""
 
-    def additive_state(self):
-        state = {"prompts": float(len(self.prompt_correct)), "prompts_correct": float(sum(self.prompt_correct.values()))}
-        for tag, (n, k) in self.tag_counts.items():
-            state[f"n:{tag}"], state[f"k:{tag}"] = float(n), float(k)
-        return state
-
-    def compute_additive(self, s):
-        tags = list(_tag_order({key[2:]: [0, 0] for key in s if key.startswith("n:")}))
-        acc = {t: np.where(s[f"n:{t}"] > 0, s[f"k:{t}"] / s[f"n:{t}"], np.nan) for t in tags}
-        with np.errstate(all="ignore"):
-            overall = np.nanmean(np.array(list(acc.values())), axis=0)
-        n_all = sum(s[f"n:{t}"] for t in tags)
-        return {**acc, "overall": overall, "prompt_accuracy": s["prompts_correct"] / s["prompts"],
-                "image_accuracy": sum(s[f"k:{t}"] for t in tags) / n_all}
+    additive_state = compute_additive = None
 
 
 def balanced(k=30, r=4, seed=0, noise=0.5):
@@ -235,8 +222,7 @@ def test_macro_metric_equals_naive_reference():
     assert any("undefined" in got[name].method for name in names)  # a tag missing from some resamples
     for i, name in enumerate(names):
         assert (got[name].stderr, got[name].ci_low, got[name].ci_high) == pytest.approx(ref[i], **TOL)
-    geneval = GenEval()
-    geneval.cluster_fields = ("prompt_id",)  # proposed ClassVar: a doc drawn twice counts as two prompts
+    geneval = GenEval()  # cluster_fields = ("prompt_id",): a doc drawn twice counts as two prompts
     got = S.cluster_bootstrap(geneval, contribs, clusters, iters=200, seed=5)
     names = list(got)
     assert names[-3:] == ["overall", "prompt_accuracy", "image_accuracy"]
@@ -248,9 +234,10 @@ def test_macro_metric_equals_naive_reference():
 def test_geneval_prompt_accuracy_needs_cluster_fields():
     """Without relabelling, a doc drawn twice is one prompt: prompt_accuracy's stderr shrinks (~0.76x)."""
     contribs, clusters = geneval_records(k=300, r=4)
-    plain = S.cluster_bootstrap(GenEval(), contribs, clusters, iters=300)["prompt_accuracy"].stderr
+    unlabelled = MergeGenEval()
+    unlabelled.cluster_fields = ()
+    plain = S.cluster_bootstrap(unlabelled, contribs, clusters, iters=300)["prompt_accuracy"].stderr
     geneval = GenEval()
-    geneval.cluster_fields = ("prompt_id",)
     relabelled = S.cluster_bootstrap(geneval, contribs, clusters, iters=300)["prompt_accuracy"].stderr
     doc_any = np.array([any(c["correct"] for c, k in zip(contribs, clusters) if k == key) for key in sorted(set(clusters))])
     ref = sps.bootstrap((doc_any.astype(float),), np.mean, n_resamples=300, method="percentile", rng=np.random.default_rng(S.SEED))
@@ -261,22 +248,21 @@ def test_geneval_prompt_accuracy_needs_cluster_fields():
 def test_vectorised_fast_path_equals_merge_path():
     contribs, clusters = geneval_records(k=20, r=4)
     on = [dict(c, correct=not c["correct"] if i % 3 == 0 else c["correct"]) for i, c in enumerate(contribs)]
-    merge = GenEval()
-    merge.cluster_fields = ("prompt_id",)
+    merge = MergeGenEval()
     a = S.cluster_bootstrap(merge, contribs, clusters, iters=300, ci_method="bca")
-    b = S.cluster_bootstrap(VectorGenEval(), contribs, clusters, iters=300, ci_method="bca")
+    b = S.cluster_bootstrap(GenEval(), contribs, clusters, iters=300, ci_method="bca")
     assert list(a) == list(b)
     for name in a:
         assert (b[name].stderr, b[name].ci_low, b[name].ci_high) == (
             pytest.approx(a[name].stderr, **TOL), pytest.approx(a[name].ci_low, **TOL), pytest.approx(a[name].ci_high, **TOL))
     pa = S.paired_comparison(merge, contribs, on, clusters, iters=200, flips=300, exact_up_to=4)
-    pb = S.paired_comparison(VectorGenEval(), contribs, on, clusters, iters=200, flips=300, exact_up_to=4)
+    pb = S.paired_comparison(GenEval(), contribs, on, clusters, iters=200, flips=300, exact_up_to=4)
     for name in pa:
         assert pb[name].p_value == pa[name].p_value and pb[name].stderr == pytest.approx(pa[name].stderr, **TOL)
 
 
 def test_wrong_vectorised_fast_path_falls_back_to_merge():
-    class Wrong(VectorGenEval):
+    class Wrong(GenEval):
         cluster_fields = ("prompt_id",)
 
         def compute_additive(self, s):
@@ -285,13 +271,12 @@ def test_wrong_vectorised_fast_path_falls_back_to_merge():
     contribs, clusters = geneval_records(k=6)
     with pytest.warns(RuntimeWarning, match="compute_additive gives .* resampling with merge instead"):
         got = S.cluster_bootstrap(Wrong(), contribs, clusters, iters=50)
-    merge = GenEval()
-    merge.cluster_fields = ("prompt_id",)
+    merge = MergeGenEval()
     assert got == S.cluster_bootstrap(merge, contribs, clusters, iters=50)
     # data the fast path does not cover: one prompt_id in two docs (additive counts it twice)
     contribs[4:8] = [dict(c, prompt_id=contribs[0]["prompt_id"]) for c in contribs[4:8]]
     with pytest.warns(RuntimeWarning, match="prompt_accuracy"):
-        S.cluster_bootstrap(VectorGenEval(), contribs, clusters, iters=50)
+        S.cluster_bootstrap(GenEval(), contribs, clusters, iters=50)
 
 
 def test_undefined_resamples_are_excluded_and_counted():

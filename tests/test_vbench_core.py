@@ -307,3 +307,47 @@ def test_motion_smoothness_parity_with_vbench(amt_videos, tmp_path):
     for c in contributions:
         metric.fold(c)
     assert math.isclose(metric.compute()["motion_smoothness"], float(expected), abs_tol=1e-6)
+
+
+def _equal_mean_video(i: int, moving: bool) -> Video:
+    """4 frames at 16 px: a checkerboard of amplitude ``i + 1`` flipping sign every frame (every frame has the same
+    mean, so a mean-shift flow sees no motion; flicker (255 - 2 (i + 1)) / 255), plus a drift of 5 levels per
+    frame when ``moving``."""
+    board = (np.indices((16, 16)).sum(0) % 2 * 2 - 1)[..., None].repeat(3, -1)
+    return Video(np.stack([(100 + (-1) ** t * (i + 1) * board + (5 * t if moving else 0)).astype(np.uint8) for t in range(4)]))
+
+
+@pytest.mark.slow
+def test_static_filter_protocol_parity_with_vbench(tmp_path, monkeypatch):
+    """vbench's own static filter (``vbench/cli/static_filter.py``: sorted file order, first 5 static per prompt,
+    copies renumbered) followed by ``vbench.temporal_flickering`` on the kept copies, against ``omnieval run`` over
+    the same folder: equal value (1e-6).  Both sides get the same flow network, a mean-shift stub (RAFT itself is
+    checked by the dynamic degree parity test), so the static decisions are known and mixed."""
+    import argparse
+
+    from vbench.cli import static_filter as vb_static
+    from vbench.temporal_flickering import temporal_flickering as vb_flicker
+
+    prompt = "In a still frame, a stop sign"  # a temporal_flickering prompt of VBench_full_info.json
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    moving = {0, 2, 3, 11, 14, 15, 16}
+    for i in range(18):
+        write_video(_equal_mean_video(i, i in moving), folder / naming.video_filename(prompt, i))
+    stub = _MeanShiftFlow()
+    monkeypatch.setattr(vb_static, "DEVICE", "cpu")
+    monkeypatch.setattr(vb_static.StaticFilter, "load_model", lambda self: setattr(self, "model", stub))
+    args = argparse.Namespace(model="unused", videos_path=str(folder), result_path=str(tmp_path / "filter"),
+                              store_name="static.json", small=False, mixed_precision=False, alternate_corr=False,
+                              filter_scope="temporal_flickering")
+    vb_static.static_filter(args)
+    kept = json.loads((tmp_path / "filter" / "static.json").read_text())[prompt]["static_path"]
+    # VBench's order is -0, -1, -10, -11, ...: the first five static ones are 1, 10, 12, 13, 17
+    assert [naming.parse_filename(p)[1] for p in kept] == [1, 10, 12, 13, 17]
+    expected, _ = vb_flicker([str(p) for p in sorted((tmp_path / "filter" / "filtered_videos").glob("*.mp4"))])
+
+    monkeypatch.setattr(motion, "load_raft", lambda path=None, device=None: stub)
+    tasks = _flicker_task(tmp_path / "tasks", {prompt: 18}, {"raft_path": str(tmp_path / "unused.pth")})
+    result = _run_vbench_folder(tmp_path, folder, tasks)["temporal_flickering"]
+    assert math.isclose(result["value"], float(expected), abs_tol=1e-6)
+    assert math.isclose(result["value"], np.mean([(255 - 2 * (i + 1)) / 255 for i in (1, 10, 12, 13, 17)]), abs_tol=1e-6)

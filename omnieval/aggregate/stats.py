@@ -73,8 +73,6 @@ BOOT_BATCH = 1000
 FLIP_BATCH = 1000
 #: docs merged together per prepared state in the sign-flip test of merge-path metrics (2^FLIP_BLOCK states each)
 FLIP_BLOCK = 6
-#: old default of the item-level functions kept for the runner until it switches over
-LEGACY_ITERS = 200
 
 #: errors a metric's ``compute`` may raise on a degenerate resample (e.g. FVD with < 2 videos); such a
 #: resample's values are undefined (excluded from stderr/CI, counted as extreme in the sign-flip test)
@@ -608,48 +606,3 @@ def _check_args(ci_method: str, confidence: float) -> None:
 
 def _pct(confidence: float) -> str:
     return f"{confidence * 100:g}%"
-
-
-# ---------------------------------------------------------------------------------------------
-# Legacy item-level functions (the runner's current calls; replaced by cluster_bootstrap /
-# paired_comparison when the runner switches over, then to be deleted)
-# ---------------------------------------------------------------------------------------------
-def bootstrap_stderr(metric, contributions: list[dict[str, Any]], iters: int = LEGACY_ITERS, seed: int = SEED) -> dict[str, float]:
-    """Deprecated (resamples items, not docs): standard deviation of each value over ``iters`` item resamples."""
-    n = len(contributions)
-    if n < 2 or not getattr(metric, "bootstrap", True):
-        return {}
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {}
-    for _ in range(iters):
-        idx = rng.integers(0, n, n)
-        for name, value in compute(metric, [contributions[i] for i in idx]).items():
-            draws.setdefault(name, []).append(value)
-    return {k: float(np.std(v, ddof=1)) for k, v in draws.items() if len(v) == iters}
-
-
-def paired_difference(metric, off: list[dict], on: list[dict], iters: int = LEGACY_ITERS, seed: int = SEED) -> dict[str, dict[str, float]]:
-    """Deprecated (item bootstrap + normal approximation): ``on - off`` with stderr and p per value."""
-    assert len(off) == len(on)
-    base, treat = compute(metric, off), compute(metric, on)
-    out = {name: {"off": base[name], "on": treat[name], "delta": treat[name] - base[name]} for name in base if name in treat}
-    n = len(off)
-    if n < 2 or not getattr(metric, "bootstrap", True):
-        return out
-    rng = np.random.default_rng(seed)
-    deltas: dict[str, list[float]] = {name: [] for name in out}
-    for _ in range(iters):
-        idx = rng.integers(0, n, n)
-        b = compute(metric, [off[i] for i in idx])
-        t = compute(metric, [on[i] for i in idx])
-        for name, ds in deltas.items():
-            if name in b and name in t:
-                ds.append(t[name] - b[name])
-    for name, ds in deltas.items():
-        if len(ds) < 2:
-            continue
-        se = float(np.std(ds, ddof=1))
-        out[name]["stderr"] = se
-        delta = out[name]["delta"]
-        out[name]["p_value"] = (0.0 if delta != 0 else 1.0) if se == 0 else float(math.erfc(abs(delta) / se / math.sqrt(2)))
-    return out

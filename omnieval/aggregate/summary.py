@@ -73,8 +73,7 @@ def summarize(plan: TaskPlan, metrics: dict[str, Metric], contributions: dict[st
                 values, info = _values(metric, subset)
                 if group is None and info:
                     options.setdefault("info", {})[think] = info
-                intervals = stats.cluster_bootstrap(metric, [c for _, c in subset], [it.doc.id for it, _ in subset],
-                                                    iters=metric.bootstrap_iters)
+                intervals = stats.cluster_bootstrap(metric, [c for _, c in subset], [it.doc.id for it, _ in subset])
                 for name, value in values.items():
                     iv = intervals.get(name)
                     out[result_name(spec, name, n_metrics, group)] = MetricResult(
@@ -106,7 +105,7 @@ def _ablate(cfg: TaskConfig, spec: MetricSpec, metric: Metric, off: Pairs, on: P
         if not subset:
             continue
         tests = stats.paired_comparison(metric, [a for _, (a, _) in subset], [b for _, (_, b) in subset],
-                                        [it.doc.id for it, _ in subset], iters=metric.bootstrap_iters)
+                                        [it.doc.id for it, _ in subset])
         for name, t in tests.items():
             out[result_name(spec, name, n_metrics, group)] = Ablation(
                 off=t.off, on=t.on, delta=t.delta, stderr=t.stderr, ci_low=t.ci_low, ci_high=t.ci_high, p_value=t.p_value,

@@ -24,8 +24,10 @@ The rest of the contract, with defaults the runner honours: :attr:`Metric.needs`
 fields that must be present; only those are loaded, and a missing one is an error naming the item),
 :meth:`Metric.required_weights` (manifest ids checked before anything is generated; default
 :attr:`Metric.weights`), :meth:`Metric.result_info` (what to record next to the value, e.g. the FVD protocol),
-:attr:`Metric.batch_size` (items per ``contributions`` call), :attr:`Metric.bootstrap_iters` (resamples for
-the stderr and CI; fewer for metrics whose ``compute`` is expensive).
+:attr:`Metric.batch_size` (items per ``contributions`` call), :attr:`Metric.bootstrap` /
+:attr:`Metric.bootstrap_iters` / :attr:`Metric.cluster_fields` (how the doc-level bootstrap may resample it), and
+an optional vectorised form for resampling, ``additive_state() -> {key: float}`` (the state as numbers that add
+across docs) with ``compute_additive({key: array}) -> {name: array}`` (checked against ``compute`` before use).
 
 Options are a dataclass (``Options``), built by :meth:`Metric.build_options` with the same type checks as task
 YAML: every convention that moves the number (model id, value range, resize, frame sampling, clamping,
@@ -140,12 +142,15 @@ class Metric(ABC):
     weights: ClassVar[tuple[str, ...]] = ()
     #: items per ``contributions`` call
     batch_size: ClassVar[int] = 8
-    #: bootstrap resamples for stderr and CI (fewer where ``compute`` is expensive, e.g. a matrix square root)
-    bootstrap_iters: ClassVar[int] = 1000
-    #: contribution keys holding the item's doc identity, for metrics whose ``compute`` groups by doc (VBench's
+    #: whether ``compute`` is cheap enough to resample freely (False for FID/KID/FVD: a matrix square root each)
+    bootstrap: ClassVar[bool] = True
+    #: cap on bootstrap resamples and random sign flips (None: the default, or a small cap when not ``bootstrap``;
+    #: 0: no resampling).  See :func:`omnieval.aggregate.stats.resample_budget`.
+    bootstrap_iters: ClassVar[int | None] = None
+    #: contribution fields holding the item's doc identity, for metrics whose ``compute`` groups by doc (VBench's
     #: per-prompt static filter, GenEval's prompt accuracy); the bootstrap gives each copy of a doc drawn twice
     #: its own identity, so duplicates count twice as they should
-    cluster_keys: ClassVar[tuple[str, ...]] = ()
+    cluster_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any):
         self.options = self.build_options(options)

@@ -393,7 +393,6 @@ class FVD(Metric):
     bootstrap: ClassVar[bool] = False
     weights: ClassVar[tuple[str, ...]] = ("i3d_pretrained_400",)
     state = {"stats": mergeable_state(FeatureStats)}
-    bootstrap_iters: ClassVar[int] = 200  # each resample computes a matrix square root
 
     @dataclass(frozen=True)
     class Options:

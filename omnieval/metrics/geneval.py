@@ -274,7 +274,7 @@ class GenEval(Metric):
 
     #: tag -> [images, correct images]; prompt -> any image correct
     state = {"tag_counts": dict_sum_state(), "prompt_correct": dict_any_state()}
-    cluster_keys: ClassVar[tuple[str, ...]] = ("prompt_id",)
+    cluster_fields: ClassVar[tuple[str, ...]] = ("prompt_id",)
 
     def fold(self, contribution: dict[str, Any]) -> None:
         tag = contribution["tag"]
@@ -290,6 +290,25 @@ class GenEval(Metric):
         return {**scores, "overall": overall_score(scores),
                 "prompt_accuracy": sum(self.prompt_correct.values()) / len(self.prompt_correct),
                 "image_accuracy": float(sum(k for _, k in self.tag_counts.values()) / n_all)}
+
+
+    # -- vectorised form for resampling (omnieval.aggregate.stats; checked against compute) --------
+    def additive_state(self) -> dict[str, float]:
+        """The state as numbers that add across docs: prompts, prompts with a correct image, per-tag counts."""
+        state = {"prompts": float(len(self.prompt_correct)), "prompts_correct": float(sum(self.prompt_correct.values()))}
+        for tag, (n, k) in self.tag_counts.items():
+            state[f"n:{tag}"], state[f"k:{tag}"] = float(n), float(k)
+        return state
+
+    def compute_additive(self, s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`compute` on arrays of summed states (one entry per resample; NaN where a tag is absent)."""
+        tags = list(_tag_order({key[2:]: [0, 0] for key in s if key.startswith("n:")}))
+        with np.errstate(all="ignore"):
+            acc = {t: np.where(s[f"n:{t}"] > 0, s[f"k:{t}"] / s[f"n:{t}"], np.nan) for t in tags}
+            overall = np.nanmean(np.array(list(acc.values())), axis=0)
+        n_all = sum(s[f"n:{t}"] for t in tags)
+        return {**acc, "overall": overall, "prompt_accuracy": s["prompts_correct"] / s["prompts"],
+                "image_accuracy": sum(s[f"k:{t}"] for t in tags) / n_all}
 
 
 def _tag_order(counts: dict[str, list[int]]) -> dict[str, list[int]]:

@@ -137,7 +137,7 @@ class TemporalFlickering(VBenchDimensionMetric):
     path_option: ClassVar[str | None] = "raft_path"
     #: doc id -> sample index -> score (None: skipped by the static filter)
     state = {"videos": State(dict, _union_docs)}
-    cluster_keys: ClassVar[tuple[str, ...]] = ("doc_id",)
+    cluster_fields: ClassVar[tuple[str, ...]] = ("doc_id",)
 
     def required_weights(self) -> list[str]:
         return super().required_weights() if self.options.static_filter else []
