@@ -9,7 +9,8 @@ Metrics that must decode a file their own way (e.g. VBench's scene dimension, wh
 decoding) read ``Video.path`` and say so in their docstring.
 
 A score key hashes the item key with the metric name and options, so changing a metric option re-scores exactly
-that metric.
+that metric.  A contribution marked :data:`~omnieval.metrics.base.RETRY` (a transient failure such as a judge
+outage) is aggregated as a failure and scored again by the next run.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from omnieval.config import MetricSpec, stable_hash
 from omnieval.errors import MediaError
 from omnieval.generation import input_media
 from omnieval.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_media
-from omnieval.metrics.base import Metric, MetricInput
+from omnieval.metrics.base import RETRY, Metric, MetricInput
 from omnieval.planning import TaskPlan, WorkItem
 from omnieval.store import Store
 from omnieval.tasks import resolve_media_path
@@ -51,6 +52,11 @@ def metric_input(plan: TaskPlan, item: WorkItem, store: Store, fields: set[str])
     return inp
 
 
+def _needs_scoring(record: dict | None) -> bool:
+    """No score yet, or a score marked for retry (:data:`~omnieval.metrics.base.RETRY`)."""
+    return record is None or RETRY in record["contribution"]
+
+
 def _check_inputs(metric: Metric, spec: MetricSpec, inp: MetricInput) -> None:
     for name in metric.required_inputs():
         if getattr(inp, name) is None:
@@ -65,7 +71,7 @@ def score(plan: TaskPlan, items: list[WorkItem], metrics: dict[str, Metric], sto
     task = plan.cfg.task
     pending: list[tuple[MetricSpec, Metric, set[str]]] = []
     for spec in plan.metrics:
-        keys = {it.key for it in plan.scored_items(spec, items) if store.score(task, score_key(it, spec)) is None}
+        keys = {it.key for it in plan.scored_items(spec, items) if _needs_scoring(store.score(task, score_key(it, spec)))}
         if keys:
             pending.append((spec, metrics[spec.result_label], keys))
     if not pending:
@@ -89,7 +95,7 @@ def score(plan: TaskPlan, items: list[WorkItem], metrics: dict[str, Metric], sto
                 contributions = metric.contributions(batch_inputs)
                 on_batch(len(batch), time.perf_counter() - t0)
                 for item, contribution in zip(batch, contributions):
-                    store.save_score(task, score_key(item, spec), item.key, spec.name, contribution)
+                    store.save_score(task, score_key(item, spec), item.key, spec.name, contribution, replace=True)
         progress.update(len(chunk))
         del inputs
 

@@ -101,8 +101,10 @@ class JsonlLog:
     def get(self, key: str) -> dict | None:
         return self.records.get(key)
 
-    def append(self, record: dict) -> None:
-        if record["key"] in self.records:
+    def append(self, record: dict, replace: bool = False) -> None:
+        """Append ``record`` (a key already present is kept, unless ``replace``: then the new line wins, on
+        load too, since later lines override earlier ones)."""
+        if record["key"] in self.records and not replace:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(record, sort_keys=True, default=_json_default) + "\n").encode()
@@ -235,7 +237,7 @@ class Store:
                 return None
         return rec
 
-    def save_score(self, task: str, key: str, item_key: str, metric: str, contribution: dict) -> None:
+    def save_score(self, task: str, key: str, item_key: str, metric: str, contribution: dict, replace: bool = False) -> None:
         scalars = {k: v for k, v in contribution.items() if not isinstance(v, np.ndarray)}
         arrays = {k: v for k, v in contribution.items() if isinstance(v, np.ndarray)}
         record = {"key": key, "item": item_key, "metric": metric, "contribution": scalars, "arrays": None}
@@ -247,7 +249,7 @@ class Store:
             np.savez(tmp, **arrays)
             os.replace(tmp, final)
             record["arrays"] = str(rel)
-        self._logs("scores", task, self._scores)[0].append(record)
+        self._logs("scores", task, self._scores)[0].append(record, replace=replace)
 
     def load_contribution(self, record: dict) -> dict:
         out = dict(record["contribution"])

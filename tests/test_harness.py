@@ -253,3 +253,27 @@ def test_each_item_is_decoded_once_for_all_its_metrics(tmp_path, tasks_dir, monk
     run(tmp_path / "out", tasks_dir, tasks="h_t2v")
     assert len(opened) == 4 and set(opened.values()) == {1}
     assert len(seen) == 4 and all(len(ids) == 1 for ids in seen.values())
+
+
+def test_contributions_marked_retry_are_scored_again_next_run(tmp_path, tasks_dir, monkeypatch):
+    """A transient failure (e.g. a judge outage) is kept and counted, then scored again by the next run."""
+    from omnieval.metrics.base import RETRY
+
+    state = {"down": True}
+    original = hf.AnswerIsA.score
+
+    def flaky(self, inputs):
+        if state["down"]:
+            return [{"judge_failed": 1.0, RETRY: "connection refused"} for _ in inputs]
+        return original(self, inputs)
+
+    monkeypatch.setattr(hf.AnswerIsA, "score", flaky)
+    run(tmp_path / "out", tasks_dir, tasks="h_qa")
+    first = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert "is_a" not in first["results"]["h_qa"] and first["counters"]["scored_items"] == 3
+    state["down"] = False
+    run(tmp_path / "out", tasks_dir, tasks="h_qa")
+    second = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert second["counters"]["scored_items"] == 3 and second["results"]["h_qa"]["is_a"]["n"] == 3
+    run(tmp_path / "out", tasks_dir, tasks="h_qa")
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["counters"]["scored_items"] == 0

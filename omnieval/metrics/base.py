@@ -46,6 +46,9 @@ import numpy as np
 
 from omnieval.errors import MediaError
 
+#: a contribution holding this key (its value: the reason) is folded like any other -- the failure is counted, never
+#: scored as 0 -- but the item is scored again by the next run (a transient failure, e.g. a judge outage)
+RETRY = "__retry__"
 #: fields of :class:`MetricInput` a metric may need
 INPUT_FIELDS = ("output", "prompt", "reference", "source", "doc")
 
