@@ -129,3 +129,37 @@ def test_export_in_vbench_naming_and_score_a_vbench_style_folder(tmp_path, tasks
                  "--output_path", str(tmp_path / "x"), *run]) == 2
     err = capsys.readouterr().err
     assert "no 'a red ball number 3'-1.mp4 in the VBench-style path folder for task h_t2i doc p3 sample 1" in err
+
+
+def test_predicted_videos_are_stored_as_their_file_bytes_never_decoded(tmp_path, tasks_dir, monkeypatch):
+    """Issue 14 §7.6: ``predictions`` never looks at the frames, so storing its outputs must not decode them (a
+    41 KB clip of 600 720p frames took 3.3 GB): the artifact is the file's own bytes, and scoring decodes it."""
+    from omnieval import videofile
+    from omnieval.media import file_sha256, read_video
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    lines = []
+    for i in range(4):  # lossy yuv420p files, as other models write them
+        write_video(Video(np.full((3, 8, 8, 3), 30 * i, np.uint8), fps=4), pred / f"{i}.mp4", codec="libx264")
+        lines.append({"task": "h_t2v", "doc_id": f"p{i}", "file": f"{i}.mp4"})
+    (pred / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a predictions output was decoded")
+
+    out = tmp_path / "out"
+    args = ["--model", "predictions", "--model_args", f"path={pred}", "--tasks", "h_t2v", "--output_path", str(out),
+            "--include_path", str(tasks_dir)]
+    with monkeypatch.context() as m:
+        m.setattr(videofile, "decode_all", no_decoding)
+        m.setattr(videofile, "decode_frames", no_decoding)
+        assert main(["run", *args, "--predict_only"]) == 0
+    records = [json.loads(x) for x in (out / "samples" / "h_t2v.jsonl").read_text().splitlines()]
+    for rec in records:
+        source = pred / f"{rec['doc_id'][1:]}.mp4"
+        assert rec["artifact_sha256"] == file_sha256(source) == file_sha256(out / rec["artifact"])
+    assert main(["run", *args]) == 0  # scoring decodes the stored files
+    res = json.loads((out / "results.json").read_text())["results"]["h_t2v"]
+    expected = np.mean([read_video(pred / f"{i}.mp4").frames.mean() / 255 for i in range(4)])
+    assert res["test_brightness/brightness"]["value"] == pytest.approx(expected, rel=1e-12)

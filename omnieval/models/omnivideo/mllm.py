@@ -315,7 +315,7 @@ class OmniMLLM(nn.Module):
             if total < num:
                 return item.frames
             idx = np.linspace(0, max(total - last_offset, 0), num).astype(int)
-            return item.frames[idx]
+            return item.sample(idx)  # a file-backed video decodes only these frames
         try:
             return as_uint8_image(item, what=what)[None]
         except MediaError:
