@@ -218,17 +218,77 @@ def write_image(image: np.ndarray, path: str | os.PathLike) -> Path:
     return path
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+#: What :func:`read_image` does with transparency (RGBA, LA, PA, palette or grey images with a ``tRNS`` entry).
+#: ``"ignore"`` (default): keep the colour channels and drop alpha -- exactly ``Image.open(p).convert("RGB")``,
+#: which is what the metrics' references do (MagicBrush's ``image_eval.py``, GenEval, the CLIP preprocessors),
+#: so scores match theirs; a warning says so once per process.  ``"white"`` / ``"black"``: composite on that
+#: background, ``round(c * a + bg * (1 - a))`` with ``a`` = alpha / 255.
+ALPHA = "ignore"
+ALPHA_BACKGROUNDS = {"white": 255, "black": 0}
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_alpha_warned = False
+
+
+def read_image(path: str | os.PathLike, *, alpha: str | None = None) -> np.ndarray:
+    """Decode an image file to uint8 ``H x W x 3`` RGB.
+
+    * 16-bit greyscale (PNG ``I;16``, or ``I`` holding 0..65535) is scaled, ``round(v / 257)`` (65535 -> 255, the
+      inverse of the 8 -> 16 bit expansion ``v * 257``), and replicated to RGB.  PIL's ``convert("RGB")`` would
+      clip every value above 255 to white.
+    * Transparency follows ``alpha`` (default :data:`ALPHA`, see there).
+    * Images of more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (89.5 M by default) are refused as possible
+      decompression bombs (a :class:`MediaError`, one line); raise that limit for genuinely huge images.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    policy = ALPHA if alpha is None else alpha
+    if policy != "ignore" and policy not in ALPHA_BACKGROUNDS:
+        raise ValueError(f"alpha must be one of ignore, {', '.join(ALPHA_BACKGROUNDS)}; got {policy!r}")
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"image {'path is not a file' if path.exists() else 'file not found'}: {path}")
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return _to_rgb(img, policy, path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(f"image {path} refused: {exc} (PIL.Image.MAX_IMAGE_PIXELS is "
+                         f"{Image.MAX_IMAGE_PIXELS} pixels)") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise MediaError(f"cannot decode image {path}: {exc}") from exc
+
+
+def _to_rgb(img, alpha: str, path: Path) -> np.ndarray:
+    """A PIL image -> uint8 ``H x W x 3`` (see :func:`read_image`)."""
+    global _alpha_warned
+
+    if img.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(img, dtype=np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise MediaError(f"image {path}: {img.mode} pixels outside 0..65535 are not supported")
+        grey = ((values + 128) // 257).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        rgba = np.asarray(img.convert("RGBA"))
+        opacity = rgba[..., 3]
+        if (opacity < 255).any():
+            if alpha == "ignore":
+                if not _alpha_warned:
+                    _alpha_warned = True
+                    import warnings
+
+                    warnings.warn(f"omnieval: image {path} has transparent pixels; alpha is ignored (colour channels "
+                                  f"kept, as Image.convert('RGB') in the metrics' references); further images are "
+                                  f"not reported", UserWarning, stacklevel=3)
+                return np.asarray(img.convert("RGB"))
+            a = opacity[..., None].astype(np.float64) / 255
+            out = rgba[..., :3] * a + ALPHA_BACKGROUNDS[alpha] * (1 - a)
+            return np.round(out).astype(np.uint8)
+    return np.asarray(img.convert("RGB"))
 
 
 def read_media(path: str | os.PathLike):

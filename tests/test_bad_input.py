@@ -12,6 +12,7 @@ from omnieval.cli import main
 from omnieval.media import Video, write_image, write_video
 from omnieval.models.base import Model
 from omnieval.registry import register_model
+from test_media import bomb_png
 
 
 @register_model("test-bad-output", description="returns broken media (bad-input tests)", capability=("t2i", "t2v"))
@@ -109,6 +110,7 @@ def test_csv_dataset_with_quoted_newline_runs(tmp_path, tasks_dir):
     ("img.txt", lambda d: (d / "img.txt").write_text("x"), ["doc a: unknown media type '.txt'"]),
     (["a.png"], lambda d: None, ["doc a media field 'image' must be a file name"]),
     ("clip.mp4", lambda d: None, ["doc a: edit_image needs an input image", "clip.mp4"]),
+    ("bomb.png", lambda d: bomb_png(d / "bomb.png"), ["task h_edit: doc a: image", "bomb.png refused", "decompression bomb"]),
 ])
 def test_bad_input_media(tmp_path, tasks_dir, capsys, value, make, needles):
     make(tasks_dir)
