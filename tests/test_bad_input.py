@@ -106,11 +106,52 @@ def test_bad_task_yaml(tmp_path, tasks_dir, capsys, name, text, needles):
     ("p.json", b"3", ["p.json: expected a list of records"]),
     ("p.csv", b"id,prompt\na,hello,extra\n", ["p.csv:2: expected 2 comma-separated fields"]),
     ("p.csv", b"id,prompt\na\n", ["p.csv:2: expected 2 comma-separated fields"]),
+    ("p.jsonl", b"\xef\xbb\xbf" + b'{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n', ["duplicate doc id 'a'"]),
 ])
 def test_bad_dataset_files(tmp_path, tasks_dir, capsys, file, data, needles):
     (tasks_dir / file).write_bytes(data)
     (tasks_dir / "h_t2i.yaml").write_text(T2I.replace("prompts.jsonl", file) + "metrics: [test_brightness]\n")
     expect_error(capsys, run(tmp_path / "o", tasks_dir), *needles)
+
+
+def test_csv_with_a_byte_order_mark_keeps_its_doc_ids(tmp_path, tasks_dir):
+    """Issue 14 §7.7: Excel's UTF-8 BOM made the header ``\ufeffid``, so doc ids silently became row numbers."""
+    (tasks_dir / "p.csv").write_bytes(b"\xef\xbb\xbfid,prompt\nalpha,hello\nbeta,world\n")
+    (tasks_dir / "h_t2i.yaml").write_text(T2I.replace("prompts.jsonl", "p.csv") + "metrics: [test_brightness]\n")
+    assert run(tmp_path / "o", tasks_dir) == 0
+    recs = [json.loads(x) for x in (tmp_path / "o" / "samples" / "h_t2i.jsonl").read_text().splitlines()]
+    assert sorted({r["doc_id"] for r in recs}) == ["alpha", "beta"]
+
+
+QA_CSV = ("task: h_qa\ncapability: understand\ndataset: {path: qa.csv}\n"
+          "fields: {prompt: question, media: video, choices: options, reference: answer}\n"
+          "prompt_template: \"{question}\\n{choices_text}\"\nmetrics: [test_answer_a]\n")
+
+
+def test_csv_options_given_as_a_json_list_are_a_list(tmp_path, tasks_dir):
+    (tasks_dir / "qa.csv").write_text('id,question,video,options,answer\nq0,is 0 even?,clip.mp4,"[""yes"", ""no""]",A\n')
+    (tasks_dir / "h_qa.yaml").write_text(QA_CSV)
+    assert run(tmp_path / "o", tasks_dir, tasks="h_qa") == 0
+    rec = json.loads((tmp_path / "o" / "samples" / "h_qa.jsonl").read_text())
+    assert rec["prompt"] == "is 0 even?\n(A) yes\n(B) no"
+
+
+@pytest.mark.parametrize("file, data, needles", [
+    # before: split into characters, "(A) y (B) e (C) s ...", then a late error naming nothing
+    ("qa.csv", "id,question,video,options,answer\nq0,is 0 even?,clip.mp4,yes|no,A\n",
+     ["task h_qa:", "qa.csv:2: field 'options' (the choices) must be a JSON list", "got 'yes|no'"]),
+    ("qa.csv", 'id,question,video,options,answer\nq0,x,clip.mp4,"[""yes"", 3",A\n',
+     ["qa.csv:2: field 'options' (the choices) is not valid JSON"]),
+    ("qa.csv", 'id,question,video,options,answer\nq0,x,clip.mp4,"""yes""",A\n',
+     ["qa.csv:2: field 'options' (the choices) must be a JSON list"]),
+    ("qa.jsonl", json.dumps({"id": "q0", "question": "x", "video": "clip.mp4", "options": "yes|no", "answer": "A"}) + "\n",
+     ["task h_qa: doc q0 of", "qa.jsonl: field 'options' (the choices) must be a list of options or a {letter: text} "
+      "mapping, got str 'yes|no'"]),
+])
+def test_choices_that_are_not_a_list_fail_at_load_naming_the_line(tmp_path, tasks_dir, capsys, file, data, needles):
+    (tasks_dir / file).write_text(data)
+    (tasks_dir / "h_qa.yaml").write_text(QA_CSV.replace("qa.csv", file))
+    expect_error(capsys, run(tmp_path / "o", tasks_dir, tasks="h_qa"), *needles)
 
 
 def test_csv_dataset_with_quoted_newline_runs(tmp_path, tasks_dir):
