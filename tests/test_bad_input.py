@@ -186,7 +186,7 @@ def _truncated_video(path: Path) -> None:
     ("v.png", lambda p: write_image(np.zeros((8, 8, 3), np.uint8), p), {}, ["v.png is not a video"]),
     ("v.mp4", lambda p: p.write_text("hello"), {}, ["cannot decode video", "v.mp4"]),
     ("v.mp4", lambda p: p.mkdir(), {}, ["video path is not a file", "v.mp4"]),
-    ("v.mp4", lambda p: None, {"sample_index": "x"}, ["manifest.jsonl:1: sample_index must be an integer"]),
+    ("v.mp4", lambda p: None, {"sample_index": "x"}, ["manifest.jsonl:1: sample_index must be a whole number >= 0, got 'x'"]),
     ("v.mp4", lambda p: None, {"file": None}, ["manifest.jsonl:1: needs doc_id and file"]),
 ])
 def test_bad_prediction_files(tmp_path, tasks_dir, capsys, file, make, extra, needles):
