@@ -156,8 +156,9 @@ class _Tally:
     def check(self, path: Path, decoded: int | None = None) -> None:
         info = self.info
         if self.corrupt:
-            raise MediaError(f"video {path} is truncated or damaged: {self.corrupt} incomplete packet(s) "
-                             f"({self.packets} of {info.num_frames if info.exact else '?'} frames present)")
+            held = (f"the container lists {info.num_frames} frames, the file holds {self.packets}" if info.exact
+                    else f"{self.packets} frames present")
+            raise MediaError(f"video {path} is truncated or damaged: {self.corrupt} incomplete packet(s); {held}")
         if info.exact and self.packets < info.num_frames:
             raise MediaError(f"video {path} is truncated: the container lists {info.num_frames} frames, "
                              f"the file holds {self.packets}")

@@ -181,8 +181,17 @@ def _truncated_video(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def _truncated_faststart_video(path: Path) -> None:
+    """Index at the front: the cut file still opens and promises 48 frames (issue 14 §7.4)."""
+    from test_media_lazy import _faststart_lossless
+
+    whole = _faststart_lossless(path.with_name("whole.mp4"))
+    path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+
+
 @pytest.mark.parametrize("file, make, extra, needles", [
     ("v.mp4", _truncated_video, {}, ["doc(s) p0 think off: cannot decode video", "v.mp4"]),
+    ("v.mp4", _truncated_faststart_video, {}, ["v.mp4 is truncated", "the container lists 48 frames, the file holds"]),
     ("v.png", lambda p: write_image(np.zeros((8, 8, 3), np.uint8), p), {}, ["v.png is not a video"]),
     ("v.mp4", lambda p: p.write_text("hello"), {}, ["cannot decode video", "v.mp4"]),
     ("v.mp4", lambda p: p.mkdir(), {}, ["video path is not a file", "v.mp4"]),
