@@ -13,6 +13,7 @@ Conventions (they change metric values, so they are fixed here and documented):
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -43,12 +44,27 @@ class Video:
         self.path = path
         self._file: _FileBacking | None = None
 
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @fps.setter
+    def fps(self, value) -> None:
+        """A finite rate > 0 (a NaN or zero rate cannot be written, and would be recorded as bare NaN)."""
+        try:
+            ok = math.isfinite(float(value)) and float(value) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise MediaError(f"video: fps must be a finite number > 0, got {value!r}")
+        self._fps = float(value)
+
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> Video:
         """A lazy video backed by ``path`` (the header is read now, so an unreadable file fails here)."""
         info = probe_video(path)
         video = cls.__new__(cls)
-        video._frames, video.fps, video.path = None, info.fps, str(path)
+        video._frames, video.fps, video.path = None, info.fps if info.fps > 0 else 8.0, str(path)
         video._file = _FileBacking(Path(path), info)
         return video
 
@@ -127,7 +143,7 @@ class _FileBacking:
     def decode_all(self) -> np.ndarray:
         from omnieval.videofile import decode_all
 
-        return decode_all(self.path, self.info)
+        return decode_all(self.path, self.info, num_frames=len(self._index) if self._index is not None else None)
 
     def decode(self, positions) -> dict[int, np.ndarray]:
         from omnieval.videofile import decode_frames

@@ -24,6 +24,7 @@ asked for.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,16 +182,20 @@ def _too_big(path: Path, frames: int, info: VideoInfo, cap: int) -> MediaError:
                       f"raise OMNIEVAL_MAX_DECODED_BYTES")
 
 
-def decode_all(path: str | os.PathLike, info: VideoInfo | None = None, *, max_frames: int | None = None) -> np.ndarray:
+def decode_all(path: str | os.PathLike, info: VideoInfo | None = None, *, max_frames: int | None = None,
+               num_frames: int | None = None) -> np.ndarray:
     """Every frame (or the first ``max_frames``) as uint8 ``T x H x W x 3`` RGB, checked for short reads.
 
-    Frames are written into one preallocated array (no second copy when stacking)."""
+    Frames are written into one preallocated array (no second copy when stacking): ``num_frames`` when known
+    (a :class:`FrameIndex` was built), else the container's count, with a little room when it is an estimate."""
     path = Path(path)
     info = info or probe_video(path)
     cap = max_decoded_bytes()
-    expected = max(info.num_frames, 1) if max_frames is None else min(max(info.num_frames, 1), max_frames)
-    if cap and expected * info.frame_bytes > cap:
-        raise _too_big(path, expected, info, cap)
+    if num_frames is None:
+        num_frames = info.num_frames if info.exact else math.ceil(info.num_frames * (1 + DURATION_SLACK_FRACTION)) + 2
+    expected = max(num_frames, 1) if max_frames is None else min(max(num_frames, 1), max_frames)
+    if cap and min(expected, max(info.num_frames, 1)) * info.frame_bytes > cap:
+        raise _too_big(path, min(expected, max(info.num_frames, 1)), info, cap)
     container = _open(path)
     out: np.ndarray | None = None
     n = 0
@@ -204,7 +209,8 @@ def decode_all(path: str | os.PathLike, info: VideoInfo | None = None, *, max_fr
             for frame in packet.decode():
                 rgb = frame.to_ndarray(format="rgb24")
                 if out is None:
-                    out = np.empty((expected, *rgb.shape), np.uint8)
+                    room = expected if not cap else max(1, min(expected, cap // rgb.nbytes))
+                    out = np.empty((room, *rgb.shape), np.uint8)
                 elif rgb.shape != out.shape[1:]:
                     raise MediaError(f"video {path}: frame {n} is {rgb.shape[1]}x{rgb.shape[0]}, earlier frames are "
                                      f"{out.shape[2]}x{out.shape[1]} (size changes mid-stream are not supported)")
@@ -224,7 +230,7 @@ def decode_all(path: str | os.PathLike, info: VideoInfo | None = None, *, max_fr
     if out is None or n == 0:
         raise MediaError(f"video has no frames: {path}")
     tally.check(path, decoded=n)
-    return out if n == len(out) else out[:n].copy()
+    return out[:n]  # a view: the few spare frames of an estimate are not worth a copy of the whole video
 
 
 # ---------------------------------------------------------------------------------------------

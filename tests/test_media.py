@@ -37,6 +37,9 @@ def test_bad_media_errors_name_the_item(tmp_path):
         Video(np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(MediaError, match=r"\[0, 1\]"):
         Video(np.full((2, 4, 4, 3), 3.0))
+    for fps in (float("nan"), 0, -2, float("inf"), "fast"):  # issue 14 §7.3: a NaN rate could not be written
+        with pytest.raises(MediaError, match="fps must be a finite number > 0"):
+            Video(np.zeros((2, 4, 4, 3), np.uint8), fps=fps)
 
 
 def test_float_frames_in_unit_range_become_uint8():
