@@ -24,6 +24,7 @@ asked for.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -238,11 +239,13 @@ def decode_all(path: str | os.PathLike, info: VideoInfo | None = None, *, max_fr
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FrameIndex:
-    """Presentation timestamps of the frames (``pts[i]`` is frame ``i``) and of the keyframes, in the stream's
-    time base.  ``seekable`` is False when timestamps are missing or repeated (then reads decode from the start)."""
+    """Presentation timestamps of the frames (``pts[i]`` is frame ``i``) and the presentation and decoding
+    timestamps of the keyframes (sorted by presentation time), in the stream's time base.  ``seekable`` is False
+    when timestamps are missing or repeated (then reads decode from the start)."""
 
     pts: np.ndarray
     key_pts: np.ndarray
+    key_dts: np.ndarray
     seekable: bool
 
     def __len__(self) -> int:
@@ -256,7 +259,7 @@ def build_index(path: str | os.PathLike, info: VideoInfo | None = None) -> Frame
     container = _open(path)
     tally = _Tally(info)
     pts: list[int | None] = []
-    keys: list[int] = []
+    keys: list[tuple[int, int]] = []
     try:
         stream = container.streams.video[0]
         for packet in container.demux(stream):
@@ -264,7 +267,7 @@ def build_index(path: str | os.PathLike, info: VideoInfo | None = None) -> Frame
                 continue
             tally.add(packet)
             if packet.is_keyframe and packet.pts is not None:
-                keys.append(packet.pts)
+                keys.append((packet.pts, packet.dts if packet.dts is not None else packet.pts))
             if not packet.is_discard:
                 pts.append(packet.pts)
     except _errors() as exc:
@@ -276,7 +279,9 @@ def build_index(path: str | os.PathLike, info: VideoInfo | None = None) -> Frame
         raise MediaError(f"video has no frames: {path}")
     seekable = None not in pts and len(set(pts)) == len(pts) and bool(keys)
     frame_pts = np.sort(np.asarray([p for p in pts if p is not None], np.int64))
-    return FrameIndex(frame_pts, np.asarray(sorted(keys), np.int64), seekable)
+    keys.sort()
+    return FrameIndex(frame_pts, np.asarray([k[0] for k in keys], np.int64), np.asarray([k[1] for k in keys], np.int64),
+                      seekable)
 
 
 def decode_frames(path: str | os.PathLike, positions, index: FrameIndex, info: VideoInfo) -> dict[int, np.ndarray]:
@@ -316,24 +321,30 @@ class _SeekFailed(Exception):
 
 
 class _Cursor:
-    """Decoding position after a seek: the frames decoded since, the keyframe the seek landed on (``landed``,
-    its pts) and the pts of the last frame decoded (``last``)."""
+    """Decoding position after a seek to a keyframe: the frames decoded since (``frames``), the presentation time
+    of the keyframe the seek landed on (``landed``) and of the last frame decoded (``last``)."""
 
-    def __init__(self, container, stream, key_pts: int):
-        # demuxers index keyframes by presentation time (mov, matroska) or by decoding time (<= presentation
-        # time): either way a backward seek to the keyframe's pts lands on it or before it; landing after it is
-        # detected by the caller
-        container.seek(key_pts, stream=stream, backward=True, any_frame=False)
+    def __init__(self, container, stream, key_pts: int, key_dts: int):
         self.landed: int | None = None
         self.last: int | None = None
-        self.frames = self._frames(container, stream)
+        self.frames = self._frames(container, stream, key_pts, key_dts)
 
-    def _frames(self, container, stream):
-        for packet in container.demux(stream):
-            if packet.size and self.landed is None:
-                if not packet.is_keyframe or packet.pts is None:
-                    raise _SeekFailed
-                self.landed = packet.pts
+    def _frames(self, container, stream, key_pts: int, key_dts: int):
+        # Demuxers index keyframes by presentation time (mov, matroska) or by decoding time (avi): a backward
+        # seek to the keyframe's pts lands on it in the first kind, but may land on a *later* keyframe in the
+        # second (whose dts is <= this pts); then its dts (<= its pts) is tried, which lands on it or earlier.
+        for ts in dict.fromkeys((key_pts, min(key_dts, key_pts))):
+            container.seek(ts, stream=stream, backward=True, any_frame=False)
+            packets = container.demux(stream)
+            first = next((p for p in packets if p.size), None)
+            if first is None or not first.is_keyframe or first.pts is None:
+                raise _SeekFailed
+            if first.pts <= key_pts:
+                break
+        else:
+            raise _SeekFailed
+        self.landed = first.pts
+        for packet in itertools.chain([first], packets):
             for frame in packet.decode():
                 if frame.pts is None:
                     raise _SeekFailed
@@ -355,10 +366,8 @@ def _seeking_read(container, stream, wanted: list[int], index: FrameIndex) -> di
             raise _SeekFailed  # no keyframe before the target (an open GOP's leading frames)
         key_pts = int(index.key_pts[k])
         if cursor is None or cursor.last is None or key_pts > cursor.last:
-            cursor = _Cursor(container, stream, key_pts)
+            cursor = _Cursor(container, stream, key_pts, int(index.key_dts[k]))
         for frame in cursor.frames:
-            if cursor.landed > key_pts:
-                raise _SeekFailed
             if frame.pts < cursor.landed:
                 continue  # an open GOP's leading frames reference frames before the seek point
             pos = by_pts.get(frame.pts)

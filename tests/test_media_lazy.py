@@ -39,7 +39,12 @@ CODECS = {
     "h264rgb_odd": dict(codec="libx264rgb", pix_fmt="rgb24", width=33, height=27, options={"crf": "0", "g": "10"}),
     # Matroska/WebM: no frame count in the container (the index comes from demuxing)
     "vp9_webm": dict(codec="libvpx-vp9", width=64, height=48, options={"g": "12"}),
+    "h264_mkv": dict(codec="libx264", width=64, height=48, options={"bf": "3", "g": "5"}),
+    "mpeg4_avi": dict(codec="mpeg4", width=64, height=48, options={"bf": "2", "g": "6"}),
+    # GIF: frames are partial updates of the previous one (only the first is a keyframe)
+    "gif": dict(codec="gif", pix_fmt="rgb8", width=64, height=48),
 }
+SUFFIX = {"vp9_webm": ".webm", "h264_mkv": ".mkv", "mpeg4_avi": ".avi", "gif": ".gif"}
 
 
 @pytest.mark.parametrize("name", sorted(CODECS))
@@ -50,7 +55,7 @@ def test_sampled_frames_equal_full_decoding(tmp_path, monkeypatch, name):
         raise AssertionError("the seeking read fell back to decoding from the start")
 
     monkeypatch.setattr(videofile, "_sequential_read", no_fallback)
-    path = make_video(tmp_path / ("v.webm" if "webm" in name else "v.mp4"), **spec)
+    path = make_video(tmp_path / ("v" + SUFFIX.get(name, ".mp4")), **spec)
     full = read_video(path).frames
     assert full.shape == (48, spec["height"], spec["width"], 3)
     assert len(np.unique(full.reshape(48, -1), axis=0)) == 48  # every frame differs, so a wrong frame is caught
@@ -69,8 +74,8 @@ def test_sampling_decodes_only_what_it_needs(tmp_path, monkeypatch):
     decoded = []
 
     class Counting(videofile._Cursor):
-        def _frames(self, container, stream):
-            for frame in super()._frames(container, stream):
+        def _frames(self, *args):
+            for frame in super()._frames(*args):
                 decoded.append(frame.pts)
                 yield frame
 
