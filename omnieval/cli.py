@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--include_path", action="append", default=[], help="extra folder of task YAML files")
     run.add_argument("--dataset", action="append", default=[], metavar="TASK=PATH",
                      help="replace a task's dataset path (local file or folder, or hub id)")
+    run.add_argument("--fixtures", action="store_true",
+                     help="run every task on its bundled tiny fixture (dataset.fixture) instead of its dataset")
 
     score = sub.add_parser("score", help="re-score existing artifacts without loading the model")
     score.add_argument("--output_path", required=True)
@@ -148,6 +150,7 @@ def _run_config(args):
         predict_only=args.predict_only,
         include_path=tuple(args.include_path),
         dataset_overrides=overrides,
+        fixtures=args.fixtures,
         rank=rank,
         world_size=world_size,
     )

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import json
 import math
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -50,11 +51,18 @@ def stable_hash(obj: Any, length: int = 16) -> str:
 class DatasetSpec:
     """Where the docs come from.
 
-    ``path``: a local ``.jsonl``/``.json``/``.csv`` file or a folder (relative to the task file), or a
-    Hugging Face ``datasets`` path (then ``name``, ``revision`` and ``split`` apply).  ``media_root``:
-    folder that relative media paths in the docs are resolved against (default: the data file's folder).
-    ``media_template``: turns the media field's value into a file name, e.g. ``"{}.mp4"`` for Video-MME's
-    ``videoID``.
+    ``path``: a local ``.jsonl``/``.json``/``.csv``/``.parquet`` file or a folder (relative to the task file), or a
+    Hugging Face ``datasets`` path (then ``name``, ``revision`` and ``split`` apply).  ``media_root``: folder that
+    relative media paths in the docs are resolved against (default: the data file's folder); ``$VAR``/``${VAR}`` are
+    expanded.  ``media_template``: turns the media field's value into a file name, e.g. ``"{}.mp4"`` for
+    Video-MME's ``videoID``; ``{}`` is the value and ``{field}`` any doc field (MVBench: ``"{media_dir}/{}"``).
+    ``media_alternatives``: more templates tried in order when the first names no file (``"{}.MP4"``).
+
+    Several configs (MVBench's 20 sub-tasks): ``configs`` lists them; each is loaded (hub: as ``name``; a local folder:
+    the file ``data_files`` names, ``{config}`` replaced) and its docs get ``config_field: <config>`` plus the
+    constant fields ``config_fields[<config>]``.  ``fixture``: a bundled tiny copy in the same format (relative to the
+    task file; ``omnieval run --fixtures`` uses it, and every ``${VAR}`` of ``media_root`` then means its folder).
+    ``download``: what to download and where to put it -- the one line shown when the data or media are missing.
     """
 
     path: str
@@ -63,18 +71,79 @@ class DatasetSpec:
     split: str = "test"
     media_root: str | None = None
     media_template: str = "{}"
+    media_alternatives: tuple[str, ...] = ()
+    configs: tuple[str, ...] = ()
+    config_field: str = "config"
+    config_fields: dict = field(default_factory=dict)
+    data_files: str | None = None
+    fixture: str | None = None
+    download: str = ""
 
 
 @dataclass(frozen=True)
 class FieldMap:
-    """Which doc field plays which role.  ``None`` means the task has no such field."""
+    """Which doc field plays which role.  ``None`` means the task has no such field.
+
+    ``id`` may be a format template of several fields (``"{video}_{qid}"``).  ``choices``: the field holding the
+    options (a list of texts or a ``{letter: text}`` mapping), or a list of fields holding one option each (NExT-QA's
+    ``a0``..``a4``); ``choices_skip`` drops option texts that mark an absent option (LongVideoBench's ``"N/A"``),
+    ``choices_strip`` strips each text.  ``choices_in_prompt``: the options are lines ``A. text`` / ``(A) text`` of the
+    prompt field itself (TempCompass, MLVU).
+    """
 
     id: str | None = "id"
     prompt: str | None = "prompt"
     media: str | None = None        # input image/video of understanding and editing tasks
     reference: str | None = None    # target answer, or reference media
-    choices: str | None = None      # multiple-choice options
+    choices: str | tuple[str, ...] | None = None  # multiple-choice options
     num_samples: str | None = None  # per-doc samples per prompt (VBench: 25 for temporal flickering prompts)
+    choices_skip: tuple[str, ...] = ()
+    choices_strip: bool = False
+    choices_in_prompt: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.choices, list):
+            object.__setattr__(self, "choices", tuple(self.choices))
+        if self.choices is not None and not (isinstance(self.choices, str) or all(isinstance(c, str) for c in self.choices)):
+            raise ValueError(f"choices: expected a field name or a list of field names, got {self.choices!r}")
+        if self.choices_in_prompt and self.choices is not None:
+            raise ValueError("give either choices (fields) or choices_in_prompt, not both")
+
+
+#: frame sampling rules (implemented in :mod:`omnieval.frames`, which documents them)
+FRAME_RULES = ("uniform_floor", "uniform_round", "fps", "mvbench_segments", "lvb_step", "all")
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """A task's frame sampling: the harness applies it to the input video before the model sees it
+    (:mod:`omnieval.frames` documents the rules).  ``num``: frames (``uniform_*``, ``mvbench_segments``, ``lvb_step``'s
+    maximum); ``fps``/``max``: the ``fps`` rule's target rate and cap; ``bound_fields``: ``[start, end]`` doc fields in
+    seconds (``mvbench_segments``); ``duration_field``: the doc field with the duration in seconds (``lvb_step``)."""
+
+    rule: str = "uniform_floor"
+    num: int | None = 8
+    fps: float | None = None
+    max: int | None = None
+    bound_fields: tuple[str, ...] = ()
+    duration_field: str | None = None
+
+    def __post_init__(self):
+        if self.rule not in FRAME_RULES:
+            raise ValueError(f"rule {self.rule!r} is not one of {', '.join(FRAME_RULES)}")
+        if self.rule not in ("all", "fps") and (self.num is None or self.num < 1):
+            raise ValueError(f"rule {self.rule} needs num >= 1, got {self.num!r}")
+        if self.rule == "fps" and not (self.fps and self.fps > 0 and math.isfinite(self.fps)):
+            raise ValueError(f"rule fps needs a target rate fps > 0, got {self.fps!r}")
+        if self.max is not None and self.max < 1:
+            raise ValueError(f"max must be >= 1, got {self.max}")
+        if self.bound_fields and len(self.bound_fields) != 2:
+            raise ValueError(f"bound_fields: give the [start, end] doc fields, got {list(self.bound_fields)}")
+
+    def describe(self) -> str:
+        """``"uniform_floor num=8"``: the rule and its numbers (recorded with every sampled video)."""
+        numbers = {"num": None if self.rule in ("all", "fps") else self.num, "fps": self.fps, "max": self.max}
+        return " ".join([self.rule] + [f"{k}={v}" for k, v in numbers.items() if v is not None])
 
 
 @dataclass(frozen=True)
@@ -148,16 +217,19 @@ class TaskConfig:
     aggregates: tuple[str, ...] = ()
     #: doc fields to break every metric down by (one value per field value, from the same per-item scores)
     group_by: tuple[str, ...] = ()
+    #: frame sampling the harness applies to input videos (``None``: the model gets the whole video and samples itself)
+    frames: FrameSpec | None = None
     source_file: str | None = None
 
     def generation_hash(self) -> str:
-        """Hash of everything that determines what the model is asked (not how outputs are scored)."""
-        d = self.to_dict()
-        keep = ("task", "capability", "dataset", "fields", "prompt_template", "generation")
-        return stable_hash({k: d[k] for k in keep})
+        """Hash of everything that determines what the model is asked (not how outputs are scored), including the
+        frame sampling."""
+        d = _hash_view(self.to_dict())
+        keep = ("task", "capability", "dataset", "fields", "prompt_template", "generation", "frames")
+        return stable_hash({k: d[k] for k in keep if k in d})
 
     def config_hash(self) -> str:
-        d = self.to_dict()
+        d = _hash_view(self.to_dict())
         d.pop("source_file", None)
         d.pop("description", None)
         return stable_hash(d)
@@ -167,6 +239,38 @@ class TaskConfig:
 
     def base_dir(self) -> Path:
         return Path(self.source_file).parent if self.source_file else Path.cwd()
+
+
+#: keys added after results were first stored: hashed only when set (not at their default), so that adding them
+#: changed no existing task's hashes (nor any stored work item's key)
+_LATE_KEYS: dict[str | None, tuple[str, ...]] = {
+    "dataset": ("media_alternatives", "configs", "config_field", "config_fields", "data_files", "fixture", "download"),
+    "fields": ("choices_skip", "choices_strip", "choices_in_prompt"),
+    None: ("frames",),
+}
+
+
+def _late_defaults() -> dict[str | None, dict[str, Any]]:
+    parts = {"dataset": DatasetSpec, "fields": FieldMap, None: TaskConfig}
+    out: dict[str | None, dict[str, Any]] = {}
+    for part, keys in _LATE_KEYS.items():
+        by_name = {f.name: f for f in dataclasses.fields(parts[part])}
+        out[part] = {k: by_name[k].default_factory() if by_name[k].default_factory is not dataclasses.MISSING
+                     else by_name[k].default for k in keys}
+    return out
+
+
+def _hash_view(d: dict) -> dict:
+    """``d`` (a :meth:`TaskConfig.to_dict`) without the late keys that are at their default."""
+    out = dict(d)
+    for part, defaults in _late_defaults().items():
+        target = out if part is None else dict(out[part])
+        for key, default in defaults.items():
+            if key in target and target[key] == default:
+                del target[key]
+        if part is not None:
+            out[part] = target
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,6 +329,8 @@ def _coerce(hint: Any, value: Any, where: str):
     base = _plain_type(hint)
     if base is None or value is None:
         return value
+    if dataclasses.is_dataclass(base):  # an optional nested mapping (frames:)
+        return build(base, value, where)
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if base is str and isinstance(value, bool):  # YAML reads off/on as booleans
@@ -406,6 +512,8 @@ class RunConfig:
     predict_only: bool = False
     include_path: tuple[str, ...] = ()
     dataset_overrides: dict = field(default_factory=dict)
+    #: read every task's bundled fixture (``dataset.fixture``) instead of its dataset
+    fixtures: bool = False
     rank: int = 0
     world_size: int = 1
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from omnieval.capabilities import Capability
 from omnieval.config import TaskConfig
 from omnieval.errors import MediaError, OmniEvalError
+from omnieval.frames import is_task_sampled, take_frames
 from omnieval.media import Video, as_uint8_image, read_media
 from omnieval.models.base import Generation, Model, Request
 from omnieval.planning import TaskPlan, WorkItem
@@ -28,11 +29,12 @@ def input_media(cfg: TaskConfig, cap: Capability, doc: Doc):
         raise MediaError(f"task {cfg.task}: doc {doc.id} has no media field {cfg.fields.media!r}")
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise MediaError(f"task {cfg.task}: doc {doc.id} media field {cfg.fields.media!r} must be a file name, got {value!r}")
-    path = resolve_media_path(doc, str(value), cfg.dataset.media_template)
+    path = resolve_media_path(doc, str(value), cfg.dataset.media_template, cfg.dataset.media_alternatives)
     try:
         media = read_media(path)
     except MediaError as exc:
-        raise MediaError(f"task {cfg.task}: doc {doc.id}: {exc}") from exc
+        hint = f"; {cfg.dataset.download}" if cfg.dataset.download and not path.exists() else ""
+        raise MediaError(f"task {cfg.task}: doc {doc.id}: {exc}{hint}") from exc
     kind = "video" if isinstance(media, Video) else "image"
     if cap.inputs and kind not in cap.inputs:
         raise MediaError(f"task {cfg.task}: doc {doc.id}: {cap.name} needs an input {' or '.join(cap.inputs)}, got {path}")
@@ -40,7 +42,11 @@ def input_media(cfg: TaskConfig, cap: Capability, doc: Doc):
 
 
 def make_request(plan: TaskPlan, item: WorkItem) -> Request:
+    """The item's request; with a task ``frames:`` spec an input video becomes the sampled frames
+    (:func:`omnieval.frames.take_frames`, decoding only those), the same for every model."""
     media = input_media(plan.cfg, plan.capability, item.doc) if plan.capability.takes_media else None
+    if plan.cfg.frames is not None and isinstance(media, Video):
+        media = take_frames(media, plan.cfg.frames, item.doc.fields, what=f"task {item.task} doc {item.doc.id}")
     return Request(capability=plan.capability.name, prompt=item.prompt, seed=item.seed, think=item.think == "on",
                    media=media, settings=plan.cfg.generation, task=item.task, doc_id=item.doc.id,
                    sample_index=item.sample_index)
@@ -93,7 +99,7 @@ def generate(plan: TaskPlan, items: list[WorkItem], get_model: Callable[[], Mode
             outputs = _call(model, plan, requests, model_name)
             elapsed = time.perf_counter() - t0
             on_batch(len(batch), elapsed)
-            for item, out in zip(batch, outputs):
+            for item, request, out in zip(batch, requests, outputs):
                 gen = out if isinstance(out, Generation) else Generation(out)
                 output = check_output(plan.capability, gen.output, item)
                 record = {
@@ -101,6 +107,8 @@ def generate(plan: TaskPlan, items: list[WorkItem], get_model: Callable[[], Mode
                     "think": item.think, "seed": item.seed, "prompt": item.prompt, "info": gen.info,
                     "seconds": elapsed / len(batch),
                 }
+                if is_task_sampled(request.media):  # the frames the task's frames: spec took
+                    record["frames"] = request.media.record()
                 store.save_generation(item.task, record, output)
             progress.update(len(batch))
 

@@ -347,14 +347,19 @@ def sample_frames(media, indices) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Frame sampling
 # ---------------------------------------------------------------------------------------------
-FramePolicy = Literal["all", "uniform", "middle", "first", "stride"]
+FramePolicy = Literal["all", "uniform", "uniform_floor", "middle", "first", "stride"]
 
 
 def sample_frame_indices(num_frames: int, num: int | None, policy: FramePolicy = "uniform", stride: int = 1) -> np.ndarray:
     """Indices of frames to use.
 
     * ``all``: every frame (``num`` ignored).
-    * ``uniform``: ``linspace(0, T-1, num)`` rounded (lmms-eval / Video-MME convention).
+    * ``uniform``: ``linspace(0, T-1, num)`` **rounded** (omnieval's own rule; frames repeat when ``T < num``).  This is
+      *not* the lmms-eval / VILA / Video-MME convention, which truncates: for ``T=100, num=8`` rounding gives
+      ``[0,14,28,42,57,71,85,99]``, truncation ``[0,14,28,42,56,70,84,99]``.
+    * ``uniform_floor``: ``linspace(0, T-1, num)`` **truncated** (``np.linspace(..., dtype=int)`` of lmms-eval's video
+      loader, VILA's ``opencv_extract_frames`` and Video-MME).
+      (Tasks choose frames with a ``frames:`` spec, :mod:`omnieval.frames`.)
     * ``middle``: VBench's ``get_frame_indices(sample='middle')``: integer segment bounds
       ``linspace(0, T, min(num, T) + 1)``, the floor-middle of each ``[start, next - 1]``, padded with the last
       index up to ``num``.
@@ -367,6 +372,8 @@ def sample_frame_indices(num_frames: int, num: int | None, policy: FramePolicy =
         return np.arange(num_frames)
     if policy == "uniform":
         return np.linspace(0, num_frames - 1, num).round().astype(int)
+    if policy == "uniform_floor":
+        return np.linspace(0, num_frames - 1, num).astype(int)
     if policy == "middle":
         edges = np.linspace(0, num_frames, min(num, num_frames) + 1).astype(int)
         picked = (edges[:-1] + edges[1:] - 1) // 2

@@ -10,6 +10,7 @@ work from it (they take plans, not a runner).
 """
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -17,7 +18,7 @@ from omnieval.capabilities import Capability, capability
 from omnieval.config import MetricSpec, RunConfig, TaskConfig, stable_hash
 from omnieval.errors import CapabilityError, ConfigError, UnknownNameError
 from omnieval.models.base import ModelIdentity
-from omnieval.tasks import Doc, load_docs, resolve_tasks
+from omnieval.tasks import Doc, doc_choices, load_docs, resolve_tasks
 
 
 @dataclass(frozen=True)
@@ -57,28 +58,40 @@ class TaskPlan:
         return [spec for spec in self.metrics if spec.applies_to(item.doc.fields)]
 
 
+class _PromptFormatter(string.Formatter):
+    """``str.format`` plus the conversion ``!t``: the value as text with surrounding whitespace stripped
+    (``{question!t}``: NExT-QA's questions end with a space that lmms-eval strips)."""
+
+    def convert_field(self, value, conversion):
+        return str(value).strip() if conversion == "t" else super().convert_field(value, conversion)
+
+
 def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
+    """``cfg.prompt_template`` filled with the doc's fields and the options (:func:`choice_fields`)."""
     fields = dict(doc.fields)
     if cfg.fields.prompt and cfg.fields.prompt in fields:
         fields.setdefault("prompt", fields[cfg.fields.prompt])
-    choices = doc.get(cfg.fields.choices)
+    choices = doc_choices(cfg, doc.fields)
     if choices is not None:
-        fields.setdefault("choices_text", format_choices(choices))
-        fields.setdefault("choices_lines", "\n".join(map(str, choices.values() if isinstance(choices, dict) else choices)))
+        for name, text in choice_fields(choices).items():
+            fields.setdefault(name, text)
     try:
-        return cfg.prompt_template.format_map(fields)
+        return _PromptFormatter().vformat(cfg.prompt_template, (), fields)
     except KeyError as exc:
         raise ConfigError(f"task {cfg.task}: prompt_template uses field {exc.args[0]!r}, missing in doc {doc.id}") from exc
 
 
-def format_choices(choices) -> str:
-    """``["x", "y"]`` or ``{"A": "x", "B": "y"}`` -> ``"(A) x\\n(B) y"`` (MVBench-style option list; the template
-    field ``{choices_text}``).  ``{choices_lines}`` is the options as given, one per line (Video-MME style)."""
-    if isinstance(choices, dict):
-        pairs = list(choices.items())
-    else:
-        pairs = [(chr(ord("A") + i), c) for i, c in enumerate(choices)]
-    return "\n".join(f"({k}) {v}" for k, v in pairs)
+def choice_fields(choices) -> dict[str, str]:
+    """The option lists a prompt template can use, from ``["x", "y"]`` or ``{"A": "x", "B": "y"}``:
+
+    * ``{choices_text}``: ``"(A) x\\n(B) y"`` (MVBench style);
+    * ``{choices_dotted}``: ``"A. x\\nB. y"`` (NExT-QA, PerceptionTest, LongVideoBench);
+    * ``{choices_lines}``: the options as given, one per line (Video-MME and EgoSchema options carry their letter).
+    """
+    pairs = list(choices.items()) if isinstance(choices, dict) else [(chr(ord("A") + i), c) for i, c in enumerate(choices)]
+    return {"choices_text": "\n".join(f"({k}) {v}" for k, v in pairs),
+            "choices_dotted": "\n".join(f"{k}. {v}" for k, v in pairs),
+            "choices_lines": "\n".join(str(v) for _, v in pairs)}
 
 
 def plan_items(cfg: TaskConfig, docs: Iterable[Doc], identity: ModelIdentity, think_modes: Iterable[str], seed: int | None,
@@ -132,7 +145,7 @@ def plan_run(run: RunConfig, model_cls, identity: ModelIdentity) -> list[TaskPla
             raise CapabilityError(
                 f"model {identity.name!r} cannot run task {cfg.task!r}: it needs capability {cfg.capability!r}, "
                 f"the model has {', '.join(model_cls.capabilities) or 'none'}")
-        docs = load_docs(cfg, run.dataset_overrides.get(cfg.task))
+        docs = load_docs(cfg, run.dataset_overrides.get(cfg.task), fixture=run.fixtures)
         total = len(docs)
         docs = docs[run.offset:]
         if run.limit is not None:

@@ -111,6 +111,8 @@ class ModelInfo:
     """Output-relevant ``--model_args`` (resolved defaults included)."""
     fingerprint: str
     """Fingerprint of the weights (name, size, head and tail of every checkpoint file)."""
+    frames: str | None = None
+    """How the model picks the frames of an input video when a task has no ``frames:`` spec (``None``: not recorded)."""
 
 
 @dataclass

@@ -169,7 +169,7 @@ class Runner:
     def _write(self, results: ResultsFile) -> None:
         if self.run.rank != 0 and self.run.world_size > 1:
             return
-        results.write(model=ModelInfo(self.identity.name, self.identity.args, self.identity.fingerprint),
+        results.write(model=ModelInfo(self.identity.name, self.identity.args, self.identity.fingerprint, self.identity.frames or None),
                       environment=self.environment, statistics=stats.describe_methods(),
                       timing=Timing(**vars(self.timing)), counters=Counters(**vars(self.counters)))
 

@@ -26,7 +26,8 @@ def write_scored_samples(plans: list[TaskPlan], store: Store) -> list[Path]:
             doc = {k: v for k, v in item.doc.fields.items() if k != "__media_root__"}
             lines.append(json.dumps({"doc_id": item.doc.id, "sample_index": item.sample_index, "think": item.think,
                                      "seed": item.seed, "prompt": item.prompt, "doc": doc, "artifact": rec.get("artifact"),
-                                     "response": rec.get("response"), "info": rec.get("info"), "scores": scores},
+                                     "response": rec.get("response"), "info": rec.get("info"), "frames": rec.get("frames"),
+                                     "scores": scores},
                                     sort_keys=True, default=str))
         path = store.root / "samples" / f"{plan.cfg.task}.scored.jsonl"
         atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))

@@ -24,7 +24,7 @@ from omnieval.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_media
 from omnieval.metrics.base import RETRY, Metric, MetricInput
 from omnieval.planning import TaskPlan, WorkItem
 from omnieval.store import Store
-from omnieval.tasks import resolve_media_path
+from omnieval.tasks import doc_choices, resolve_media_path
 
 
 def score_key(item: WorkItem, spec: MetricSpec) -> str:
@@ -38,8 +38,8 @@ def metric_input(plan: TaskPlan, item: WorkItem, store: Store, fields: set[str])
     if record is None:
         raise MediaError(f"item {item.item_id}: no generated output to score")
     doc = dict(item.doc.fields)
-    if cfg.fields.choices:
-        doc.setdefault("choices", item.doc.get(cfg.fields.choices))
+    if cfg.fields.choices or cfg.fields.choices_in_prompt:
+        doc.setdefault("choices", doc_choices(cfg, item.doc.fields))
     inp = MetricInput(item_id=item.item_id, output=store.load_output(record), prompt=item.doc.get(cfg.fields.prompt, item.prompt),
                       doc=doc, doc_id=item.doc.id, sample_index=item.sample_index)
     if "reference" in fields:

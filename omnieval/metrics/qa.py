@@ -47,7 +47,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from omnieval.errors import ConfigError, MediaError
@@ -342,35 +342,66 @@ def percent_of(values: dict[str, float], key: str, percent: bool) -> dict[str, f
     return values
 
 
-def resolve_target(reference: Any, letters: Mapping[str, str], item_id: str) -> str:
-    """The target letter from a letter ("B", "(B)"), an option index, or the exact/normalised option text."""
-    if isinstance(reference, int) and not isinstance(reference, bool):
-        keys = list(letters)
-        if 0 <= reference < len(keys):
-            return keys[reference]
-    elif isinstance(reference, str):
+_TARGET_MODES = ("auto", "letter", "index", "text")
+
+
+def resolve_target(reference: Any, letters: Mapping[str, str], item_id: str, mode: str = "auto") -> str:
+    """The target letter.  ``auto``: a letter ("B", "(B)"), an option index (int), the exact or normalised option
+    text, or an option line naming its letter ("B. fast", TempCompass); ``letter`` / ``index`` (an int or a string of
+    digits, EgoSchema) / ``text``: only that form."""
+    keys = list(letters)
+    if mode in ("auto", "index"):
+        index = reference if isinstance(reference, int) and not isinstance(reference, bool) else None
+        if mode == "index" and isinstance(reference, str) and reference.strip().isdigit():
+            index = int(reference.strip())
+        if index is not None and 0 <= index < len(keys):
+            return keys[index]
+    if isinstance(reference, str) and mode in ("auto", "letter"):
         stripped = reference.strip().strip("().[]:").strip()
         if len(stripped) == 1 and stripped.upper() in letters:
             return stripped.upper()
+    if isinstance(reference, str) and mode in ("auto", "text"):
         for match in (lambda t: t == reference, lambda t: normalize_answer(t) == normalize_answer(reference)):
             hits = [letter for letter, text in letters.items() if text and match(text)]
             if len(hits) == 1:
                 return hits[0]
-    raise ConfigError(f"item {item_id}: target {reference!r} is not one of the choices {', '.join(letters)}")
+    if isinstance(reference, str) and mode == "auto":
+        m = _OWN_PREFIX.match(reference)
+        if m and m.group(1).upper() in letters:
+            return m.group(1).upper()
+    raise ConfigError(f"item {item_id}: target {reference!r} is not one of the choices {', '.join(keys)}"
+                      + ("" if mode == "auto" else f" (target: {mode})"))
 
 
 @register_metric(
     "mcq_accuracy",
-    description="Multiple-choice accuracy (percent, over all questions) with robust letter extraction; also unparsed_rate",
+    description="Multiple-choice accuracy (percent, every question counts) with robust letter extraction; with "
+                "reference: the benchmark's own convention side by side, and the disagreements",
     capability="understand",
 )
 class MCQAccuracy(MeanMetric):
-    """Multiple-choice accuracy.
+    """Multiple-choice accuracy, strict and (optionally) as the benchmark's reference code computes it.
 
-    Input: ``output`` = response text, ``reference`` = target letter, option index or option text,
-    ``doc[choices_key]`` = list of option texts or ``{letter: text}``.  Every question counts in the
-    denominator: an empty, unparseable or ambiguous answer is wrong.  ``mcq_accuracy`` is in percent when
-    ``percent`` (lmms-eval reports 100 x accuracy); ``unparsed_rate`` is a fraction of all questions.
+    Input: ``output`` = response text, ``reference`` = the target (see ``target``), ``doc[choices_key]`` = list of
+    option texts or ``{letter: text}``.
+
+    **Strict** (``mcq_accuracy``): :func:`extract_choice`, every question counts in the denominator, an empty,
+    unparseable or ambiguous answer is wrong; ``unparsed_rate`` is the fraction of those.
+
+    **Reference** (``reference: <convention>``, :data:`omnieval.metrics.mcq_reference.CONVENTIONS`):
+    ``mcq_accuracy_ref`` reads the answer with the reference's parser and counts what the reference counts (MVBench
+    drops empty answers, the official Video-MME drops unparsed ones, NExT-QA / EgoSchema / LongVideoBench draw a
+    deterministic stand-in for their random letter, TempCompass asks its judge).  ``mcq_disagree`` is the number of
+    questions the two score differently (a different verdict, or left out of the reference's denominator);
+    ``ref_dropped`` / ``ref_random`` / ``ref_judged`` / ``ref_judge_needed`` count questions the reference dropped,
+    guessed, judged, or would have judged (no ``judge`` configured: counted wrong, as lmms-eval does when its judge
+    fails).
+
+    **Macro** (``macro_over: <doc field>``): ``mcq_accuracy`` and ``mcq_accuracy_ref`` are means over that field's
+    groups (MVBench's average of its 20 sub-tasks, MLVU's of its task types), ``mcq_accuracy_micro`` the plain mean;
+    the strict one averages the groups present, the reference one the fixed ``reference_groups`` when given (an absent
+    group counts 0: MLVU's seven types) -- on a breakdown subset that is what the reference would print for the
+    subset alone.  Accuracies are percent when ``percent`` (counts are counts, ``unparsed_rate`` a fraction).
     """
 
     @dataclass(frozen=True)
@@ -379,32 +410,142 @@ class MCQAccuracy(MeanMetric):
         percent: bool = True
         #: fall back to matching option texts when no letter is found (rules 2 and 4 of extract_choice)
         match_option_text: bool = True
+        #: the benchmark's own convention, reported next to the strict number (None: strict only)
+        reference: str | None = None
+        #: how the target is given: auto, letter, index (0-based; an int or digits) or text
+        target: str = "auto"
+        #: macro average over this doc field's groups
+        macro_over: str | None = None
+        #: the reference's fixed macro groups (an absent group counts 0)
+        reference_groups: tuple[str, ...] = ()
+        #: the LLM judge the reference consults (TempCompass): JudgeSettings fields; empty: no judge
+        judge: dict = field(default_factory=dict)
+
+        def __post_init__(self):
+            from omnieval.metrics.mcq_reference import CONVENTIONS
+
+            if self.reference is not None and self.reference not in CONVENTIONS:
+                raise ValueError(f"reference {self.reference!r} is not one of {', '.join(CONVENTIONS)}")
+            if self.target not in _TARGET_MODES:
+                raise ValueError(f"target {self.target!r} is not one of {', '.join(_TARGET_MODES)}")
+            if self.reference_groups and not self.macro_over:
+                raise ValueError("reference_groups needs macro_over (the doc field of the groups)")
+            if self.judge:
+                from omnieval.metrics.judge import JudgeSettings
+
+                unknown = sorted(set(self.judge) - {f.name for f in fields(JudgeSettings)})
+                if unknown:
+                    raise ValueError(f"judge: unknown key(s) {unknown}")
 
     needs: ClassVar[tuple[str, ...]] = ("output", "reference")
-    higher_is_better: ClassVar[dict[str, bool]] = {"mcq_accuracy": True, "unparsed_rate": False}
+    higher_is_better: ClassVar[dict[str, bool]] = {
+        "mcq_accuracy": True, "mcq_accuracy_ref": True, "mcq_accuracy_micro": True, "unparsed_rate": False,
+        "mcq_disagree": False, "ref_dropped": False, "ref_random": False, "ref_judged": False, "ref_judge_needed": False,
+    }
     weights: ClassVar[tuple[str, ...]] = ()
+    _COUNTS: ClassVar[tuple[str, ...]] = ("mcq_disagree", "ref_dropped", "ref_random", "ref_judged", "ref_judge_needed")
 
     def score(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
         out = []
         for item in inputs:
-            if self.options.choices_key not in item.doc:
+            if self.options.choices_key not in item.doc or item.doc[self.options.choices_key] is None:
                 raise ConfigError(f"item {item.item_id}: doc has no {self.options.choices_key!r} (the options)")
             letters = option_map(item.doc[self.options.choices_key])
-            target = resolve_target(item.reference, letters, item.item_id)
+            target = resolve_target(item.reference, letters, item.item_id, self.options.target)
             choices = letters if self.options.match_option_text else {k: "" for k in letters}
             parsed = extract_choice(response_text(item), choices)
-            out.append(
-                {
-                    "mcq_accuracy": float(parsed == target),
-                    "unparsed_rate": float(parsed is None),
-                    "parsed": parsed or "",
-                    "target": target,
-                }
-            )
+            c: dict[str, Any] = {"mcq_accuracy": float(parsed == target), "unparsed_rate": float(parsed is None),
+                                 "parsed": parsed or "", "target": target}
+            if self.options.reference:
+                c.update(self._reference(item, letters, target, c["mcq_accuracy"]))
+            if self.options.macro_over:
+                self._add_group(item, c)
+            out.append(c)
         return out
 
+    def _reference(self, item: MetricInput, letters: dict[str, str], target: str, strict: float) -> dict[str, Any]:
+        """The reference convention's reading of one item (see the class docstring)."""
+        from omnieval.metrics.mcq_reference import CONVENTIONS, JUDGE, Context, random_letter
+
+        conv = CONVENTIONS[self.options.reference]
+        response = response_text(item).strip()  # lmms-eval's Task.process_results strips every response
+        ctx = Context(tuple(letters), dict(letters), str(item.reference) if isinstance(item.reference, str) else "")
+        letter = conv.parse(response, ctx) if response or not conv.drop_empty else None
+        c: dict[str, Any] = {"ref_dropped": 0.0, "ref_random": 0.0, "ref_judged": 0.0, "ref_judge_needed": 0.0}
+        how = "parsed"
+        if conv.drop_empty and not response:
+            how = "empty"
+        elif letter == JUDGE:
+            letter, how = self._judge(item, response, target, c)
+        elif letter is None and conv.unparsed == "random":
+            letter, how = random_letter(conv.name, item.doc_id, item.sample_index, letters), "random"
+            c["ref_random"] = 1.0
+        elif letter is None:
+            how = "unparsed"
+        dropped = how == "empty" or (how == "unparsed" and conv.unparsed == "drop")
+        c.update(ref_parsed=letter or "", ref_how=how, ref_dropped=float(dropped))
+        if not dropped:
+            c["mcq_accuracy_ref"] = float(letter == target)
+        c["mcq_disagree"] = float(dropped or c["mcq_accuracy_ref"] != strict)
+        return c
+
+    def _judge(self, item: MetricInput, response: str, target: str, c: dict[str, Any]) -> tuple[str | None, str]:
+        """TempCompass: the reference's LLM judge decides; without a judge the item counts wrong (flagged)."""
+        if not self.options.judge:
+            c["ref_judge_needed"] = 1.0
+            return None, "judge_needed"
+        from omnieval.metrics.base import RETRY
+        from omnieval.metrics.mcq_judge import tempcompass_verdict
+
+        verdict = tempcompass_verdict(self._judge_client(), question=str(item.prompt or ""), answer=str(item.reference),
+                                      prediction=response)
+        c["ref_judged"] = 1.0
+        c["judge_output"] = verdict.output or ""
+        if verdict.correct is None:  # lmms-eval scores a failed judge 0; we count it so, and score it again next run
+            c[RETRY] = verdict.error or "judge failed"
+            return None, "judge_failed"
+        return (target if verdict.correct else None), "judged"
+
+    def _judge_client(self):
+        if getattr(self, "_client", None) is None:
+            from omnieval.metrics.mcq_judge import tempcompass_client
+
+            self._client = tempcompass_client(self.options.judge)
+        return self._client
+
+    def _add_group(self, item: MetricInput, c: dict[str, Any]) -> None:
+        group = item.doc.get(self.options.macro_over)
+        if group is None:
+            raise ConfigError(f"item {item.item_id}: doc has no {self.options.macro_over!r} (macro_over)")
+        for key in ("mcq_accuracy", "mcq_accuracy_ref"):
+            if key in c:
+                c[f"{key}@{group}"] = c[key]
+        c[f"items@{group}"] = 1.0
+
     def compute(self) -> dict[str, float]:
-        return percent_of(super().compute(), "mcq_accuracy", self.options.percent)
+        means = super().compute()
+        scale = 100.0 if self.options.percent else 1.0
+        out: dict[str, float] = {}
+        groups = [k.split("@", 1)[1] for k in means if k.startswith("items@")]
+        if self.options.macro_over:
+            out["mcq_accuracy"] = scale * _macro(means, "mcq_accuracy", groups)
+            out["mcq_accuracy_micro"] = scale * means["mcq_accuracy"]
+        else:
+            out["mcq_accuracy"] = scale * means["mcq_accuracy"]
+        out["unparsed_rate"] = means["unparsed_rate"]
+        if self.options.reference:
+            ref_groups = list(self.options.reference_groups) or groups
+            if self.options.macro_over:
+                out["mcq_accuracy_ref"] = scale * _macro(means, "mcq_accuracy_ref", ref_groups)
+            else:
+                out["mcq_accuracy_ref"] = scale * means.get("mcq_accuracy_ref", 0.0)  # nothing counted: 0, as lmms-eval
+            out.update({key: float(self.sums.get(key, 0.0)) for key in self._COUNTS})
+        return out
+
+
+def _macro(means: dict[str, float], key: str, groups: list[str]) -> float:
+    """Mean over ``groups`` of each group's mean of ``key`` (a group with nothing counted: 0, as the references)."""
+    return sum(means.get(f"{key}@{g}", 0.0) for g in groups) / len(groups) if groups else 0.0
 
 
 @register_metric(

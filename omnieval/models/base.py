@@ -98,6 +98,9 @@ class ModelIdentity:
     name: str
     args: dict[str, Any]
     fingerprint: str
+    #: how the model picks the frames of an input video (:meth:`Model.frame_sampling`); recorded, not part of the key
+    #: (a task's ``frames:`` spec is in the task's generation hash, the model's own rule follows from its args)
+    frames: str = ""
 
     def key(self) -> str:
         payload = json.dumps({"name": self.name, "args": self.args, "fingerprint": self.fingerprint}, sort_keys=True, default=str)
@@ -198,10 +201,18 @@ class Model:
         return type(self).fingerprint_from_args(**self.args)
 
     @classmethod
+    def frame_sampling(cls, **kwargs: Any) -> str:
+        """How the model picks the frames of an input video, for its identity.  Every model must use all the frames of
+        a video a task's ``frames:`` spec sampled (:func:`omnieval.frames.is_task_sampled`); models that sample their
+        own frames otherwise override this to say how (``hf-vlm``, ``omnivideo``)."""
+        return "every frame of the input video"
+
+    @classmethod
     def identity_from_args(cls, **kwargs: Any) -> ModelIdentity:
         name = getattr(cls, "registry_name", cls.__name__)
         relevant = {k: v for k, v in sorted(kwargs.items()) if k not in cls.output_irrelevant_args}
-        return ModelIdentity(name, relevant, cls.fingerprint_from_args(**kwargs))
+        frames = cls.frame_sampling(**kwargs) if "understand" in cls.capabilities else ""
+        return ModelIdentity(name, relevant, cls.fingerprint_from_args(**kwargs), frames)
 
     def identity(self) -> ModelIdentity:
         return type(self).identity_from_args(**self.args)

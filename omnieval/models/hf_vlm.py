@@ -4,9 +4,10 @@
 
 * ``pretrained``: local folder or cached hub id, loaded with ``AutoProcessor`` +
   ``AutoModelForImageTextToText`` (``trust_remote_code`` only if the user sets it).
-* Frames: ``num_frames`` (default 8) sampled from each video with ``frame_policy`` (default ``uniform``:
-  ``linspace(0, T-1, n)`` as lmms-eval / Video-MME), passed as that many images in one user turn, in order,
-  before the question.  An image input is one frame.
+* Frames: the frames a task's ``frames:`` spec sampled (:mod:`omnieval.frames`), all of them; for a task without
+  one, ``num_frames`` (default 8) sampled from each video with ``frame_policy`` (default ``uniform``: ``linspace(0,
+  T-1, n)`` rounded; ``uniform_floor`` truncates as lmms-eval / VILA / Video-MME do), decoding only those.  They are
+  passed as that many images in one user turn, in order, before the question.  An image input is one frame.
 * Decoding: the task's ``max_new_tokens`` / ``temperature`` / ``top_p``; ``temperature`` 0 or unset means
   greedy.  With sampling, ``torch.manual_seed(seed)`` is set per request.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from omnieval.errors import MissingWeightsError
+from omnieval.frames import is_task_sampled
 from omnieval.media import Video, as_frames, sample_frame_indices
 from omnieval.models.base import Model, Request
 from omnieval.models.hub import folder_fingerprint, resolve_checkpoint, torch_dtype
@@ -48,11 +50,18 @@ class HFVideoVLM(Model):
     def fingerprint_from_args(cls, pretrained: str = "", **kwargs: Any) -> str:
         return folder_fingerprint(pretrained)
 
+    @classmethod
+    def frame_sampling(cls, num_frames: int = 8, frame_policy: str = "uniform", **kwargs: Any) -> str:
+        return f"{frame_policy} num={num_frames} (media.sample_frame_indices)"
+
     def frames(self, media) -> list[np.ndarray]:
-        frames = as_frames(media)
+        """The frames shown to the model: all the frames a task's ``frames:`` spec sampled, else ``num_frames`` by
+        ``frame_policy`` (decoding only those), else the image."""
+        if is_task_sampled(media):
+            return list(media.frames)
         if isinstance(media, Video):
-            frames = frames[sample_frame_indices(len(frames), self.num_frames, self.frame_policy)]
-        return list(frames)
+            return list(media.sample(sample_frame_indices(len(media), self.num_frames, self.frame_policy)))
+        return list(as_frames(media))
 
     def understand(self, requests: list[Request]) -> list[str]:
         import torch

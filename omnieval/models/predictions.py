@@ -56,6 +56,10 @@ def _norm_prompt(text: str) -> str:
 class Predictions(Model):
     capabilities = tuple(CAPABILITIES)
 
+    @classmethod
+    def frame_sampling(cls, **kwargs: Any) -> str:
+        return "none (answers are read from files)"
+
     def __init__(self, path: str | None = None, manifest: str | None = None, naming: str = "manifest",
                  think_path: str | None = None, **kwargs: Any):
         if not path:

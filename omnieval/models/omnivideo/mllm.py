@@ -61,6 +61,7 @@ from transformers import StoppingCriteria
 from omnieval import safe_pickle
 from omnieval.errors import MediaError, MissingWeightsError
 from omnieval.models.omnivideo.mllm_config import OFFICIAL_ROUTE_TOKEN_IDS, ROUTE_TASKS, MLLMConfig  # noqa: F401 - re-exported
+from omnieval.frames import is_task_sampled
 from omnieval.media import Video, as_uint8_image
 from omnieval.models.omnivideo import chat
 
@@ -315,7 +316,10 @@ class OmniMLLM(nn.Module):
 
     def _frames(self, item: Any, what: str, *, last_offset: int = 1) -> np.ndarray:
         """Frames the model sees for one media item: an image -> 1 frame; a video -> ``num_video_frames``
-        at ``linspace(0, T - last_offset, n)`` truncated (all frames when ``T < n``)."""
+        at ``linspace(0, T - last_offset, n)`` truncated (all frames when ``T < n``); the frames a task's ``frames:``
+        spec sampled -> all of them."""
+        if is_task_sampled(item):
+            return item.frames
         if isinstance(item, Video):
             total = len(item)
             num = self.config.num_video_frames

@@ -153,6 +153,11 @@ class OmniVideoBase(Model):
         return frozenset({f.name for f in dataclasses.fields(Settings)} | set(cls.source_args) | set(cls.output_irrelevant_args))
     task_defaults: ClassVar[dict[str, TaskDefaults]] = OFFICIAL_DEFAULTS
 
+    @classmethod
+    def frame_sampling(cls, **kwargs: Any) -> str:
+        return ("uniform_floor num=num_video_frames of the MLLM config (VILA's opencv_extract_frames: "
+                "linspace(0, T-1, n) truncated, all frames when T < n)")
+
     def __init__(self, mllm, parts, settings: Settings, **args: Any):
         super().__init__(**args)
         self.mllm, self.parts, self.settings = mllm, parts, settings
