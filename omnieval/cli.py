@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", default="vbench", choices=("vbench",))
     ex.add_argument("--dest", required=True, help="destination folder")
 
-    ls = sub.add_parser("ls", help="list tasks, models or metrics")
+    ls = sub.add_parser("ls", help="list tasks (capability, items, what is missing and how to get it), models or metrics")
     ls.add_argument("what", choices=("tasks", "models", "metrics", "groups"))
     ls.add_argument("--include_path", action="append", default=[])
 
@@ -246,8 +246,17 @@ def cmd_ls(args) -> int:
             for name, members in sorted(groups(tuple(args.include_path)).items()):
                 print(f"{name:28s} {', '.join(members)}")
             return 0
+        from omnieval.availability import task_status
+
         for name, cfg in sorted(all_tasks(tuple(args.include_path)).items()):
-            print(f"{name:28s} {cfg.capability:12s} {cfg.description}")
+            status = task_status(cfg)
+            items = "?" if status.items is None else str(status.items)
+            fixture = "  [fixture: --fixtures]" if cfg.dataset.fixture else ""
+            print(f"{name:24s} {cfg.capability:11s} {items:>6s} items  {cfg.description}{fixture}")
+            for line in status.missing:
+                print(f"{'':24s} missing {line}")
+            for line in status.notes:
+                print(f"{'':24s} note: {line}")
         return 0
     from omnieval.registry import METRICS, MODELS, get_model
 

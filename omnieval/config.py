@@ -25,7 +25,6 @@ import functools
 import hashlib
 import json
 import math
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints

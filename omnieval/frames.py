@@ -31,13 +31,14 @@ Rules (``T`` = frames of the video, ``N`` = ``num``, ``fps`` = the video's frame
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from omnieval.config import FRAME_RULES, FrameSpec
 from omnieval.errors import MediaError
 from omnieval.media import Video
 
-__all__ = ["FrameSpec", "RULES", "SampledVideo", "frame_indices", "is_task_sampled", "take_frames"]
+__all__ = ["RULES", "FrameSpec", "SampledVideo", "frame_indices", "is_task_sampled", "take_frames"]
 
 
 def _uniform_floor(total: int, num: int):
@@ -60,7 +61,7 @@ def _rule_uniform_round(total: int, fps: float, spec: FrameSpec, doc: dict):
 def _rule_fps(total: int, fps: float, spec: FrameSpec, doc: dict):
     import numpy as np
 
-    step = max(1, int(round(fps / spec.fps)))
+    step = max(1, round(fps / spec.fps))
     idx = np.arange(0, total, step, dtype=np.int64)
     if spec.max is not None and len(idx) > spec.max:
         return _uniform_floor(total, spec.max)

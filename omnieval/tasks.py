@@ -106,7 +106,7 @@ def load_docs(cfg: TaskConfig, override: str | None = None, *, fixture: bool = F
         media_root = Path(root_text) if root_text else (local if local.is_dir() else local.parent)
         if root_text and not Path(root_text).is_absolute():
             media_root = cfg.base_dir() / root_text
-    elif _looks_local(path_text) or fixture:
+    elif looks_local(path_text) or fixture:
         raise ConfigError(f"task {cfg.task}: dataset file not found: {local}")
     else:
         rows = _config_rows(cfg, lambda config: _read_hub(spec, path_text, cfg.task, name=config))
@@ -226,7 +226,7 @@ def _expand(text: str, cfg: TaskConfig, env_dir: Path | None = None) -> str:
     return expanded
 
 
-def _looks_local(text: str) -> bool:
+def looks_local(text: str) -> bool:
     return text.startswith((".", "/", "~")) or Path(text).suffix in {".jsonl", ".json", ".csv", ".yaml", ".parquet"}
 
 
@@ -321,9 +321,11 @@ def _read_hub(spec, path: str, task: str, name: str | None = None) -> list[dict]
 
 def hub_fix(spec, path: str, task: str) -> str:
     """How to get a hub dataset onto a machine without network (one line)."""
-    rev = f" --revision {spec.revision}" if spec.revision else ""
-    return (f"on a machine with network run `huggingface-cli download --repo-type dataset {path}{rev}` with the same "
-            f"HF_HOME (then HF_HUB_OFFLINE=1 finds it), or pass --dataset {task}=<local .jsonl/.parquet copy>")
+    config = "<each of dataset.configs>" if spec.configs else spec.name
+    args = ", ".join([repr(path)] + ([repr(config)] if config else []) + [f"split={spec.split!r}"]
+                     + ([f"revision={spec.revision!r}"] if spec.revision else []))
+    return (f"with network and the same HF_HOME run `python -c \"import datasets; datasets.load_dataset({args})\"` "
+            f"(then HF_HUB_OFFLINE=1 finds it), or pass --dataset {task}=<a local .jsonl/.parquet copy>")
 
 
 def resolve_media_path(doc: Doc, value: str, template: str = "{}", alternatives: tuple[str, ...] = ()) -> Path:

@@ -4,7 +4,7 @@ Schema 1 (``omnieval/results.py``): ``results[task or task@think][key] = {value,
 ``ablations[task][key] = {off, on, delta, stderr, p_value, n, higher_is_better}``.  Schema 2 adds ``ci_low``,
 ``ci_high``, ``n_clusters`` and ``method`` (``schema=2``).  Keys: GenEval's single metric gives its tag names;
 VBench gives ``vbench_<dim>/<dim>`` plus the ``vbench_total|quality|semantic`` aggregates; Video-MME gives
-``mcq_accuracy`` (percent) and ``<duration>/mcq_accuracy``.
+``mcq_accuracy_ref`` (percent) and ``mcq_accuracy_ref[duration=<duration>]``.
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def vbench_values(rng: np.random.Generator, prefix: str = "vbench_") -> dict[str
 
 def videomme_values(rng: np.random.Generator) -> dict[str, float]:
     parts = {d: float(rng.uniform(30, 70)) for d in ("short", "medium", "long")}
-    return {"mcq_accuracy": float(np.mean(list(parts.values()))), **{f"{d}/mcq_accuracy": v for d, v in parts.items()}}
+    return {"mcq_accuracy_ref": float(np.mean(list(parts.values()))),
+            **{f"mcq_accuracy_ref[duration={d}]": v for d, v in parts.items()}}
 
 
 VALUES = {"geneval": geneval_values, "vbench": vbench_values, "videomme": videomme_values,

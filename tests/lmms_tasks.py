@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-
 _ROOT: list[Path] = []
 
 
@@ -33,6 +32,14 @@ def _resolve_cache_dir(cache_dir: str, base_dir: str | None = None) -> str:
     """lmms-eval's ``utils.resolve_cache_dir`` (``$VAR``/``~`` expanded, relative paths under ``base_dir``)."""
     resolved = os.path.expanduser(os.path.expandvars(cache_dir))
     return os.path.join(base_dir, resolved) if base_dir is not None and not os.path.isabs(resolved) else resolved
+
+
+def load_file(relpath: str, name: str) -> types.ModuleType:
+    """A self-contained lmms-eval source file (``relpath`` under the package) imported by path, as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, lmms_root() / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_task_utils(monkeypatch, hf_home: Path, relpath: str, **env: str) -> types.ModuleType:

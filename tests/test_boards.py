@@ -179,7 +179,7 @@ def test_our_rows_sit_under_the_published_ones_in_display_units(tmp_path, ours):
     assert float(think["Subj. Cons."]) == pytest.approx(100 * data["vbench@think"]["vbench_subject_consistency/subject_consistency"]["value"])
     vm = _csv(out / "tables" / "videomme.csv")  # percent results, printed as they are
     assert [r["Model"] for r in vm] == ["omnivideo", "omnivideo (think)"]
-    assert float(vm[0]["Short"]) == pytest.approx(data["videomme"]["short/mcq_accuracy"]["value"])
+    assert float(vm[0]["Short"]) == pytest.approx(data["videomme"]["mcq_accuracy_ref[duration=short]"]["value"])
     generic = _csv(out / "tables" / "smoke_t2i.csv")  # no layout: one column per result key
     assert list(generic[0])[:2] == ["Model", "clip_score"]
     md = (out / "board.md").read_text()

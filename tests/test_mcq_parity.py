@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
+from lmms_tasks import ScriptedRandom, lmms_root, load_task_utils
 
-from lmms_tasks import ScriptedRandom, load_task_utils, lmms_root
 from omnieval.cli import main
 from omnieval.metrics.base import MetricInput
 from omnieval.planning import render_prompt
@@ -144,25 +144,42 @@ def judge_reply(payload: dict, index: int):
     return ok(variants[len(prediction) % len(variants)])
 
 
+@dataclass
+class Setup:
+    """One benchmark on both sides: its lmms-eval module (``random`` scripted where it draws letters), omnieval's task
+    and fixture docs, metric options to add (TempCompass: the fake judge) and that judge server."""
+
+    bench: Bench
+    cfg: Any
+    docs: list
+    module: Any
+    scripted: ScriptedRandom
+    extra_options: dict
+    server: Any = None
+
+
 @pytest.fixture
 def reference(monkeypatch, tmp_path):
-    """``reference(task)`` -> (lmms-eval module, omnieval metric options to add); TempCompass gets a fake judge."""
+    """``reference(task)`` -> :class:`Setup`."""
     servers = []
 
-    def load(task: str):
+    def load(task: str) -> Setup:
         env, extra = {}, {}
         if task == "tempcompass_mc":
             from test_judge import FakeServer
 
-            server = FakeServer(judge_reply).__enter__()
-            servers.append(server)
+            servers.append(FakeServer(judge_reply).__enter__())
             for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
                 monkeypatch.delenv(var, raising=False)
             monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-            env = {"OPENAI_API_URL": server.url + "/chat/completions", "OPENAI_API_KEY": "k"}
-            extra = {"judge": {"base_url": server.url, "api_key_env": "", "max_attempts": 1}}
-        module = load_task_utils(monkeypatch, tmp_path / "hf_home", BENCHES[task].utils, **env)
-        return module, extra, (servers[-1] if servers else None)
+            env = {"OPENAI_API_URL": servers[-1].url + "/chat/completions", "OPENAI_API_KEY": "k"}
+            extra = {"judge": {"base_url": servers[-1].url, "api_key_env": "", "max_attempts": 1}}
+        bench, cfg = BENCHES[task], all_tasks()[task]
+        module = load_task_utils(monkeypatch, tmp_path / "hf_home", bench.utils, **env)
+        scripted = ScriptedRandom()
+        if bench.random_letters:
+            monkeypatch.setattr(module, "random", scripted)
+        return Setup(bench, cfg, load_docs(cfg, fixture=True), module, scripted, extra, servers[-1] if servers else None)
 
     yield load
     for server in servers:
@@ -170,14 +187,9 @@ def reference(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("task", list(BENCHES))
-def test_prompts_verdicts_and_aggregates_equal_lmms_eval(task, reference, monkeypatch):
-    bench = BENCHES[task]
-    cfg = all_tasks()[task]
-    docs = load_docs(cfg, fixture=True)
-    module, extra_options, server = reference(task)
-    scripted = ScriptedRandom()
-    if bench.random_letters:
-        monkeypatch.setattr(module, "random", scripted)
+def test_prompts_verdicts_and_aggregates_equal_lmms_eval(task, reference):
+    ref = reference(task)
+    bench, cfg, docs, module, scripted, server = ref.bench, ref.cfg, ref.docs, ref.module, ref.scripted, ref.server
 
     # prompts: every doc
     kwargs = lmms_kwargs(bench.yaml)
@@ -188,7 +200,7 @@ def test_prompts_verdicts_and_aggregates_equal_lmms_eval(task, reference, monkey
 
     # verdicts: every doc x every response
     spec = cfg.metrics[0]
-    metric = get_metric(spec.name)(**{**spec.options, **extra_options})
+    metric = get_metric(spec.name)(**{**spec.options, **ref.extra_options})
     items, ours, theirs = [], [], []
     for doc in docs:
         for k, response in enumerate(responses_for(option_texts(cfg, doc))):
@@ -259,16 +271,11 @@ RUN_RESPONSES = {"tempcompass_mc": ["B", "A.", "C) dancing", "B. the light turns
 
 
 @pytest.mark.parametrize("task", list(BENCHES))
-def test_run_on_fixture_equals_lmms_eval(task, reference, tmp_path, monkeypatch):
+def test_run_on_fixture_equals_lmms_eval(task, reference, tmp_path):
     """``omnieval run --fixtures --model predictions`` (responses from a manifest) gives lmms-eval's aggregate of the
     same responses as mcq_accuracy_ref, the strict number, breakdowns by every group_by field and the frames record."""
-    bench = BENCHES[task]
-    cfg = all_tasks()[task]
-    docs = load_docs(cfg, fixture=True)
-    module, _, _ = reference(task)
-    scripted = ScriptedRandom()
-    if bench.random_letters:
-        monkeypatch.setattr(module, "random", scripted)
+    ref = reference(task)
+    bench, cfg, docs, module, scripted = ref.bench, ref.cfg, ref.docs, ref.module, ref.scripted
     table = RUN_RESPONSES.get(task) or ["B", "The answer is (A)", "c", "", "A man", "none of these fit the clip at all",
                                         "D.", "(C)"]
     answers = {doc.id: table[i % len(table)] for i, doc in enumerate(docs)}

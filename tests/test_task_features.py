@@ -84,7 +84,7 @@ def test_metric_that_cannot_run_here_fails_at_start_up(tmp_path, capsys):
     assert not (out / "samples").exists()
 
 
-def test_videomme_style_task_media_template_env_root_and_breakdowns(tmp_path, monkeypatch):
+def test_videomme_style_task_media_template_env_root_and_breakdowns(tmp_path, monkeypatch, capsys):
     """Hub-style docs (options already lettered, media named by id) run through the real Video-MME YAML."""
     from omnieval.media import Video, write_video
     from omnieval.tasks import all_tasks
@@ -106,12 +106,15 @@ def test_videomme_style_task_media_template_env_root_and_breakdowns(tmp_path, mo
     res = json.loads((out / "results.json").read_text())["results"]["videomme"]
     # the fake model answers "(B) because" to questions containing "even": all correct
     assert res["mcq_accuracy"]["value"] == pytest.approx(100.0) and res["mcq_accuracy"]["n"] == 3
-    assert res["short/mcq_accuracy"]["n"] == 2 and res["long/mcq_accuracy"]["n"] == 1
+    assert res["mcq_accuracy[duration=short]"]["n"] == 2 and res["mcq_accuracy[duration=long]"]["n"] == 1
     prompt = json.loads((out / "samples" / "videomme.jsonl").read_text().splitlines()[0])["prompt"]
     assert "\nA. yes\nB. no\nC. maybe\nD. never\n" in prompt
     monkeypatch.delenv("VIDEOMME_DIR")
+    capsys.readouterr()
     assert main(["run", "--model", "fake-test", "--tasks", "videomme", "--dataset", f"videomme={data}",
                  "--output_path", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err  # one line: the variable and what to download where
+    assert err.count("\n") == 1 and "VIDEOMME_DIR is not set" in err and "videos_chunked" in err
     assert "videomme" in all_tasks()
 
 

@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from omnieval.config import stable_hash
 
-__all__ = ["CONVENTIONS", "Convention", "JUDGE", "random_letter", "lmms_mcq_extract"]
+__all__ = ["CONVENTIONS", "JUDGE", "Convention", "lmms_mcq_extract", "random_letter"]
 
 #: a parser's answer meaning "the reference asks its LLM judge" (TempCompass)
 JUDGE = "__judge__"
@@ -65,12 +65,15 @@ class Context:
 class Convention:
     """A reference's answer reading and counting.  ``parse(response, ctx)`` gets the stripped response and returns a
     letter, ``None`` (not read) or :data:`JUDGE`; ``unparsed``: what ``None`` means (``wrong``, ``drop`` from the
-    denominator, or a ``random`` letter); ``drop_empty``: an empty response is left out of the denominator."""
+    denominator, or a ``random`` letter); ``drop_empty``: an empty response is left out of the denominator; ``judged``:
+    the parser may send a response to the reference's LLM judge."""
 
     name: str
     parse: Callable[[str, Context], str | None]
     unparsed: str = "wrong"
     drop_empty: bool = False
+    #: whether ``parse`` may answer :data:`JUDGE`
+    judged: bool = False
     source: str = ""
 
 
@@ -119,7 +122,7 @@ def lmms_mcq_extract(response: str, letters) -> str | None:
         found = [(0, text.rfind(c), c) for c in letters if c in text]
     if not found:
         return None
-    return sorted(found, key=lambda f: (f[0], f[1]), reverse=True)[0][2]
+    return max(found, key=lambda f: (f[0], f[1]))[2]  # the first of equals, as lmms-eval's stable sort
 
 
 def _videomme_lmms(response: str, ctx: Context) -> str | None:
@@ -259,7 +262,7 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
                source="lmms-eval 0.7.3 tasks/egoschema (parse_multi_choice_response)"),
     Convention("lmms_perceptiontest", _perceptiontest,
                source="lmms-eval 0.7.3 tasks/perceptiontest/val (process_results_mc)"),
-    Convention("lmms_tempcompass", _tempcompass,
+    Convention("lmms_tempcompass", _tempcompass, judged=True,
                source="lmms-eval 0.7.3 tasks/tempcompass (process_results_multi_choice; LLM judge for the rest)"),
     Convention("lmms_longvideobench", _longvideobench, unparsed="random",
                source="lmms-eval 0.7.3 tasks/longvideobench (parse_multi_choice_response)"),

@@ -465,7 +465,12 @@ class MCQAccuracy(MeanMetric):
 
     def _reference(self, item: MetricInput, letters: dict[str, str], target: str, strict: float) -> dict[str, Any]:
         """The reference convention's reading of one item (see the class docstring)."""
-        from omnieval.metrics.mcq_reference import CONVENTIONS, JUDGE, Context, random_letter
+        from omnieval.metrics.mcq_reference import (
+            CONVENTIONS,
+            JUDGE,
+            Context,
+            random_letter,
+        )
 
         conv = CONVENTIONS[self.options.reference]
         response = response_text(item).strip()  # lmms-eval's Task.process_results strips every response
@@ -539,8 +544,17 @@ class MCQAccuracy(MeanMetric):
                 out["mcq_accuracy_ref"] = scale * _macro(means, "mcq_accuracy_ref", ref_groups)
             else:
                 out["mcq_accuracy_ref"] = scale * means.get("mcq_accuracy_ref", 0.0)  # nothing counted: 0, as lmms-eval
-            out.update({key: float(self.sums.get(key, 0.0)) for key in self._COUNTS})
+            out.update({key: float(self.sums.get(key, 0.0)) for key in self._counts()})
         return out
+
+    def _counts(self) -> tuple[str, ...]:
+        """The counts the reference convention can make non-zero (a judge, a random letter, a smaller denominator)."""
+        from omnieval.metrics.mcq_reference import CONVENTIONS
+
+        conv = CONVENTIONS[self.options.reference]
+        can = {"mcq_disagree": True, "ref_dropped": conv.drop_empty or conv.unparsed == "drop",
+               "ref_random": conv.unparsed == "random", "ref_judged": conv.judged, "ref_judge_needed": conv.judged}
+        return tuple(key for key in self._COUNTS if can[key])
 
 
 def _macro(means: dict[str, float], key: str, groups: list[str]) -> float:
