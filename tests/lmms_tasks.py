@@ -13,6 +13,9 @@ import sys
 import types
 from pathlib import Path
 
+# PyAV first: decord (imported by LongVideoBench's utils) bundles its own FFmpeg libraries, and a PyAV loaded after
+# them cannot open libvpx-vp9 in the same process (test_media_lazy's WebM tests would fail after these tests)
+import av  # noqa: F401
 import pytest
 
 _ROOT: list[Path] = []
