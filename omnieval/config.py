@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -315,12 +316,64 @@ def _validate(cfg: TaskConfig, where: str) -> None:
     bad = [t for t in cfg.think if t not in THINK_MODES]
     if bad:
         raise ConfigError(f"{where}.think: {bad} not in {THINK_MODES}")
-    for key in ("samples_per_prompt", "batch_size"):
-        if getattr(cfg.generation, key) < 1:
-            raise ConfigError(f"{where}.generation.{key} must be >= 1")
+    _validate_generation(cfg.generation, f"{where}.generation")
     _check_template(cfg.prompt_template, f"{where}.prompt_template")
     if not cfg.task.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"{where}.task: {cfg.task!r} must be letters, digits, '_' or '-'")
+
+
+def _at_least_one(value) -> bool:
+    return value >= 1
+
+
+def _finite_positive(value) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _finite_non_negative(value) -> bool:
+    return math.isfinite(value) and value >= 0
+
+
+def _probability(value) -> bool:
+    return math.isfinite(value) and 0 < value <= 1
+
+
+#: checks of generation settings at load time (``None`` = unset, not checked): key -> (test, what it needs).
+#: Non-finite values would reach the model (a NaN guidance scale decodes to NaN frames) or the writer (a NaN
+#: or zero fps cannot be encoded; ``fps: 0`` was silently replaced by the model's default).
+GENERATION_CHECKS = {
+    "height": (_at_least_one, "must be >= 1"),
+    "width": (_at_least_one, "must be >= 1"),
+    "num_frames": (_at_least_one, "must be >= 1"),
+    "num_inference_steps": (_at_least_one, "must be >= 1"),
+    "max_new_tokens": (_at_least_one, "must be >= 1"),
+    "samples_per_prompt": (_at_least_one, "must be >= 1"),
+    "batch_size": (_at_least_one, "must be >= 1"),
+    "fps": (_finite_positive, "must be a finite number > 0"),
+    "guidance_scale": (math.isfinite, "must be a finite number"),
+    "temperature": (_finite_non_negative, "must be a finite number >= 0"),
+    "top_p": (_probability, "must be a finite number in (0, 1]"),
+}
+
+
+def _validate_generation(gen: GenerationSettings, where: str) -> None:
+    for key, (ok, need) in GENERATION_CHECKS.items():
+        value = getattr(gen, key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{where}.{key} {need}, got {value!r}")
+    _check_finite(gen.extra, f"{where}.extra")
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Every float inside ``extra`` (passed to the model verbatim) must be finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be finite, got {value!r}")
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _check_finite(inner, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, inner in enumerate(value):
+            _check_finite(inner, f"{where}[{i}]")
 
 
 def _check_template(template: str, where: str) -> None:

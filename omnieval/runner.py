@@ -75,7 +75,8 @@ class Runner:
 
         if self.run.predict_only:
             return
-        weights.require(weights.required_for_tasks([p.cfg for p in plans], build=self.metric))
+        files = [f for plan in plans for metric in self.metrics_of(plan).values() for f in weights.option_files(metric)]
+        weights.require(weights.required_for_tasks([p.cfg for p in plans], build=self.metric), files=files)
 
     def _load_model(self) -> Model:
         if self._model is None:

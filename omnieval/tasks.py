@@ -92,7 +92,7 @@ def load_docs(cfg: TaskConfig, override: str | None = None) -> list[Doc]:
         local = Path(override)
     root_text = _expand(spec.media_root, cfg.task) if spec.media_root else None
     if local.exists():
-        rows = _read_local(local, cfg.task)
+        rows = _read_local(local, cfg.task, list_fields=(cfg.fields.choices,) if cfg.fields.choices else ())
         media_root = Path(root_text) if root_text else (local if local.is_dir() else local.parent)
         if root_text and not Path(root_text).is_absolute():
             media_root = cfg.base_dir() / root_text
@@ -112,9 +112,25 @@ def load_docs(cfg: TaskConfig, override: str | None = None) -> list[Doc]:
         if doc_id in seen:
             raise ConfigError(f"task {cfg.task}: duplicate doc id {doc_id!r} in {path_text}")
         seen.add(doc_id)
+        _check_choices(cfg, row, f"doc {doc_id} of {path_text}")
         content = {k: v for k, v in row.items() if k != "__media_root__"}
         docs.append(Doc(doc_id, row, stable_hash(content)))
     return docs
+
+
+def _check_choices(cfg: TaskConfig, row: dict, where: str) -> None:
+    """The choices field holds a list of options or a ``{letter: text}`` mapping (a string would be split into
+    characters when the prompt is rendered and fail, if at all, only when scoring)."""
+    key = cfg.fields.choices
+    value = row.get(key) if key else None
+    if value is not None and not isinstance(value, (list, tuple, dict)):
+        raise ConfigError(f"task {cfg.task}: {where}: field {key!r} (the choices) must be a list of options or a "
+                          f"{{letter: text}} mapping, got {type(value).__name__} {_short(value)}")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _expand(text: str, task: str) -> str:
@@ -129,13 +145,16 @@ def _looks_local(text: str) -> bool:
     return text.startswith((".", "/", "~")) or Path(text).suffix in {".jsonl", ".json", ".csv", ".yaml"}
 
 
-def _read_local(path: Path, task: str) -> list[dict]:
+def _read_local(path: Path, task: str, list_fields: tuple[str, ...] = ()) -> list[dict]:
+    """Rows of a local ``.jsonl``/``.json``/``.csv`` file (a UTF-8 byte order mark is skipped), or one row per
+    file of a folder.  CSV cells of ``list_fields`` (the choices) hold JSON: ``["yes", "no"]`` or
+    ``{"A": "yes", "B": "no"}``; an empty cell means none."""
     if path.is_dir():
         # a folder of media: one doc per file, id = file stem, prompt = stem (VBench-style names)
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
         return [{"id": p.stem, "prompt": p.stem, "media": p.name} for p in files]
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Excel and Notepad start UTF-8 files with a BOM
     except UnicodeDecodeError as exc:
         raise ConfigError(f"task {task}: {path} is not UTF-8 text") from exc
     if path.suffix == ".jsonl":
@@ -164,9 +183,26 @@ def _read_local(path: Path, task: str) -> list[dict]:
             if None in row or None in row.values():  # more / fewer cells than the header has
                 raise ConfigError(f"task {task}: {path}:{reader.line_num}: expected {len(reader.fieldnames or [])} "
                                   f"comma-separated fields as in the header")
+            for key in list_fields:
+                if key in row:
+                    row[key] = _json_cell(row[key], f"task {task}: {path}:{reader.line_num}: field {key!r} (the choices)")
             rows.append(row)
         return rows
     raise ConfigError(f"task {task}: unsupported dataset file type {path.suffix!r} ({path})")
+
+
+def _json_cell(text: str, where: str) -> list | dict | None:
+    """A CSV cell holding a JSON list or mapping (``""`` -> None)."""
+    if not text.strip():
+        return None
+    if not text.lstrip().startswith(("[", "{")):
+        raise ConfigError(f"{where} must be a JSON list such as [\"yes\", \"no\"] (or a {{letter: text}} mapping), "
+                          f"got {_short(text)}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where} is not valid JSON ({exc.msg}): {_short(text)}") from exc
+    return value
 
 
 def _read_hub(spec, path: str, task: str) -> list[dict]:

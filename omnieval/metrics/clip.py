@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 import numpy as np
 
 from omnieval.errors import ConfigError, MediaError
-from omnieval.media import Video, as_frames, sample_frame_indices
+from omnieval.media import Video, frame_count, sample_frame_indices, sample_frames
 from omnieval.metrics.base import MeanMetric, MetricInput
 from omnieval.metrics.clip_backbones import ClipBackbone, backbone_weights, load_backbone
 from omnieval.registry import register_metric
@@ -49,11 +49,10 @@ def media_frames(media: Any, frames: str = "all", num_frames: int | None = None,
         raise MediaError(f"{what}: missing")
     if isinstance(media, np.ndarray) and media.ndim == 4:
         media = Video(media)
-    try:
-        arr = as_frames(media)
+    try:  # a file-backed video decodes only the selected frames
+        return sample_frames(media, sample_frame_indices(frame_count(media), num_frames, frames))  # type: ignore[arg-type]
     except MediaError as exc:
         raise MediaError(f"{what}: {exc}") from exc
-    return arr[sample_frame_indices(len(arr), num_frames, frames)]  # type: ignore[arg-type]
 
 
 def encode_groups(backbone: ClipBackbone, groups: Sequence[np.ndarray], projected: bool = True) -> list["torch.Tensor"]:

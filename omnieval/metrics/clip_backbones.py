@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,7 +221,7 @@ class OpenClipBackbone(ClipBackbone):
         model, _, transform = open_clip.create_model_and_transforms(arch, pretrained=None, force_quick_gelu=quick_gelu)
         try:
             open_clip.load_checkpoint(model, str(path), weights_only=True)
-        except (RuntimeError, OSError, ValueError) as exc:
+        except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as exc:
             raise MissingWeightsError(f"CLIP backbone {name}: cannot load {path}: {exc}".splitlines()[0]) from exc
         return cls(model, transform, open_clip.get_tokenizer(arch), name=name, device=device)
 

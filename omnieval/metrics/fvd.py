@@ -186,21 +186,24 @@ def _load_detector_cached(detector: str, path: str, mtime_ns: int, size: int):
 # ---------------------------------------------------------------------------------------------
 # Frames -> network input -> features
 # ---------------------------------------------------------------------------------------------
-def select_frames(frames: np.ndarray, protocol: FVDProtocol, policy: str, key: str) -> np.ndarray:
-    """The clip the protocol uses from one video (``T x H x W x 3`` uint8), or a MediaError naming it."""
+def select_frames(frames: "np.ndarray | Video", protocol: FVDProtocol, policy: str, key: str) -> np.ndarray:
+    """The clip the protocol uses from one video (``T x H x W x 3`` uint8, or a :class:`Video`, of which only
+    the clip's frames are decoded), or a MediaError naming it."""
     from omnieval.metrics.nets.i3d import MIN_FRAMES
 
-    total = frames.shape[0]
+    total = len(frames)
     need = max(protocol.num_frames or 0, MIN_FRAMES)
     if total < need:
         raise MediaError(f"FVD: video {key} has {total} frames; the protocol needs at least {need} (I3D minimum is {MIN_FRAMES})")
     n = protocol.num_frames
     if n is None:
-        return frames
+        return frames.frames if isinstance(frames, Video) else frames
     if policy == "random":
         offset = int(np.random.default_rng([protocol.seed, zlib.crc32(str(key).encode())]).integers(0, total - n + 1))
-        return frames[offset:offset + n]
-    return frames[sample_frame_indices(total, n, policy)]
+        indices = np.arange(offset, offset + n)
+    else:
+        indices = sample_frame_indices(total, n, policy)
+    return frames.sample(indices) if isinstance(frames, Video) else frames[indices]
 
 
 def preprocess(clips: np.ndarray, protocol: FVDProtocol):
@@ -241,11 +244,12 @@ def run_detector(detector, batch, protocol: FVDProtocol) -> np.ndarray:
     return out.float().cpu().numpy()
 
 
-def _frames_of(video: Any, key: str) -> np.ndarray:
+def _frames_of(video: Any, key: str) -> "np.ndarray | Video":
+    """A :class:`Video` (a path opens lazily) or a validated uint8 array."""
     if isinstance(video, Video):
-        return video.frames
+        return video
     if isinstance(video, (str, os.PathLike)):
-        return read_video(video).frames
+        return read_video(video)
     return as_uint8_frames(video, what=f"FVD video {key}")
 
 
