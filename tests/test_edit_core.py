@@ -44,7 +44,7 @@ def _task(tmp_path, text: str):
 
 
 def test_in_record_images_hash_by_bytes_and_become_files(tmp_path, monkeypatch):
-    data = write_parquet_dataset(tmp_path / "ds", {"idx": [0, 1], "image": [{"bytes": png_bytes(10), "path": None},
+    write_parquet_dataset(tmp_path / "ds", {"idx": [0, 1], "image": [{"bytes": png_bytes(10), "path": None},
                                                                             {"bytes": png_bytes(200), "path": None}],
                                                    "instruction": ["make it red", "make it blue"]})
     cfg = _task(tmp_path, "task: t\ncapability: edit_image\ndataset: {loader: hub, path: ds}\n"

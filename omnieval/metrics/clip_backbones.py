@@ -17,6 +17,8 @@ Backbone ids (:data:`BACKBONES`):
   eval transform on PIL images: resize short side to the model size (bicubic), center crop, ToTensor,
   mean/std -- the same as OpenAI ``clip.load``'s transform used by MagicBrush.  Text: open_clip's tokenizer
   (77 tokens).
+* ``open_clip:<arch>/file`` -- any registered open_clip architecture (QuickGELU, i.e. OpenAI layout) loaded
+  from the state-dict file given as ``backbone_path`` (e.g. a small model built for a parity test).
 * ``clip-tiny-random`` -- a deterministic random CLIPModel built in code (text/vision width 32, 2 layers,
   2 heads, 32 px images, patch 8, projection 16; ``torch.manual_seed(0)``) with the real 49408-token CLIP BPE
   bundled with open_clip.  Needs no file; its values are meaningless but reproducible (smoke runs, tests).
@@ -71,6 +73,9 @@ def backbone_weights(backbone: str) -> list[str]:
 
 
 def _spec(backbone: str) -> BackboneSpec:
+    if backbone.startswith("open_clip:") and backbone.endswith("/file"):
+        # any open_clip architecture (QuickGELU, OpenAI layout) from a local state dict given as backbone_path
+        return BackboneSpec("open_clip", None, backbone[len("open_clip:"):-len("/file")], True)
     if backbone not in BACKBONES:
         from omnieval.errors import UnknownNameError
 
@@ -304,7 +309,9 @@ def _load_cached(backbone: str, path: str | None, device: str) -> ClipBackbone:
             return HFClipBackbone.from_dir(path, name=backbone, device=device)
         model, processor = tiny_clip_model_and_processor()
         return HFClipBackbone(model, processor, name=backbone, device=device)
-    located = Path(resolve(spec.weight_id, path))
+    if spec.weight_id is None and not path:
+        raise ConfigError(f"CLIP backbone {backbone}: give the state-dict file as backbone_path")
+    located = Path(path) if spec.weight_id is None else Path(resolve(spec.weight_id, path))
     if spec.kind == "hf":
         return HFClipBackbone.from_dir(located, name=backbone, device=device)
     return OpenClipBackbone.from_file(spec.arch, located, name=backbone, quick_gelu=spec.quick_gelu, device=device)
