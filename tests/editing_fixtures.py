@@ -83,6 +83,52 @@ def magicbrush_manifest(gen_root: Path, sessions=MB_SESSIONS) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
+# Hub-style datasets (parquet folders read by datasets.load_dataset, the code path of a hub id)
+# ---------------------------------------------------------------------------------------------
+def encoded(image: np.ndarray, fmt: str = "PNG") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def write_parquet_dataset(folder: Path, rows: dict, image_columns=("image",), split: str = "test") -> Path:
+    """``<folder>/data/<split>-00000-of-00001.parquet`` with ``image_columns`` as ``datasets.Image`` features."""
+    import datasets
+
+    def feature(name, values):
+        if name in image_columns:
+            return datasets.Image()
+        v = values[0]
+        return datasets.Value("bool" if isinstance(v, bool) else "int64" if isinstance(v, int) else "string")
+
+    ds = datasets.Dataset.from_dict(rows, features=datasets.Features({k: feature(k, v) for k, v in rows.items()}))
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    ds.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    return folder
+
+
+EMU_ROWS = [("add", "Add a red box to the picture", "a green field", "a green field with a red box"),
+            ("remove", "Remove the rectangle", "a blue rectangle on a wall", "an empty wall"),
+            ("style", "Make it look like a pencil sketch", "a photo of a road", "a pencil sketch of a road")]
+
+
+def make_emu_edit(folder: Path, seed: int = 3, hw=(36, 28), fmt: str = "JPEG") -> Path:
+    """An Emu Edit test-set shaped dataset (facebook/emu_edit_test_set features), images as JPEG bytes in-record."""
+    rng = np.random.default_rng(seed)
+    n = len(EMU_ROWS)
+    rows = {"instruction": [r[1] for r in EMU_ROWS],
+            "image": [{"bytes": encoded(smooth_image(rng, hw), fmt), "path": None} for _ in range(n)],
+            "task": [r[0] for r in EMU_ROWS], "split": ["test"] * n, "idx": list(range(10, 10 + n)),
+            "hash": [f"h{i}" for i in range(n)], "input_caption": [r[2] for r in EMU_ROWS],
+            "output_caption": [r[3] for r in EMU_ROWS]}
+    return write_parquet_dataset(folder, rows)
+
+
+# ---------------------------------------------------------------------------------------------
 # Tiny networks
 # ---------------------------------------------------------------------------------------------
 TINY_OC = "omnieval-tiny-oc"
