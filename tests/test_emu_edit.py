@@ -5,7 +5,6 @@ formulas (recorded parity for those: ``test_magicbrush.py``) with the input imag
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
