@@ -55,10 +55,15 @@ class DatasetSpec:
     Hugging Face ``datasets`` path (then ``name``, ``revision`` and ``split`` apply).  ``media_root``:
     folder that relative media paths in the docs are resolved against (default: the data file's folder).
     ``media_template``: turns the media field's value into a file name, e.g. ``"{}.mp4"`` for Video-MME's
-    ``videoID``.
+    ``videoID``.  ``path`` and ``media_root`` may name environment variables (``${MAGICBRUSH_DIR}``).
+    ``loader``: a named reader of an official layout (:data:`omnieval.loaders.LOADERS`, e.g. ``magicbrush``,
+    ``loveu_tgve``, ``v2vbench``, ``five``, or ``hub``/``file`` to force one of the default readers), with its
+    ``options``; ``None`` picks a local file/folder if ``path`` exists, else a hub dataset.
     """
 
     path: str
+    loader: str | None = None
+    options: dict = field(default_factory=dict)
     name: str | None = None
     revision: str | None = None
     split: str = "test"
@@ -76,6 +81,7 @@ class FieldMap:
     reference: str | None = None    # target answer, or reference media
     choices: str | None = None      # multiple-choice options
     num_samples: str | None = None  # per-doc samples per prompt (VBench: 25 for temporal flickering prompts)
+    chain: str | None = None        # id of the doc whose *generated output* is this doc's input (multi-turn editing)
 
 
 @dataclass(frozen=True)

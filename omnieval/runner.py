@@ -94,7 +94,7 @@ class Runner:
         self.check_weights(plans)
         results = ResultsFile(Path(self.run.output_path) / "results.json")
         for plan in plans:
-            mine = list(plan.items[self.run.rank :: self.run.world_size])
+            mine = plan.shard(self.run.rank, self.run.world_size)
             if generate:
                 self._generate(plan, mine)
             else:
