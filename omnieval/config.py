@@ -24,6 +24,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -309,10 +311,30 @@ def load_task_file(path: str | Path) -> list[TaskConfig]:
             metrics = doc.get("metrics") or []
             metrics = metrics if isinstance(metrics, list) else [metrics]  # one metric may be given bare
             doc["metrics"] = [m if isinstance(m, dict) else {"name": m} for m in metrics]
+            for m in doc["metrics"]:
+                if isinstance(m.get("options"), dict):
+                    m["options"] = expand_env(m["options"])
         cfg = build(TaskConfig, doc, where)
         _validate(cfg, where)
         out.append(cfg)
     return out
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any) -> Any:
+    """``${VAR}`` and ``${VAR:-default}`` in strings (recursively in lists and mappings) replaced by the environment's
+    value (``default`` when ``VAR`` is unset or empty).  Metric options are expanded when the task file is read, so
+    the hashes and results hold the values used (e.g. the judge model); an unset ``${VAR}`` without a default is
+    left as written, for the metric to report when it is built."""
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) if m.group(2) is not None else m.group(0)), value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
 
 
 def _validate(cfg: TaskConfig, where: str) -> None:
