@@ -58,12 +58,15 @@ class DatasetSpec:
     ``videoID``.  ``path`` and ``media_root`` may name environment variables (``${MAGICBRUSH_DIR}``).
     ``loader``: a named reader of an official layout (:data:`omnieval.loaders.LOADERS`, e.g. ``magicbrush``,
     ``loveu_tgve``, ``v2vbench``, ``five``, or ``hub``/``file`` to force one of the default readers), with its
-    ``options``; ``None`` picks a local file/folder if ``path`` exists, else a hub dataset.
+    ``options``; ``None`` picks a local file/folder if ``path`` exists, else a hub dataset.  ``where``: a record
+    filter (field -> required value), e.g. one language of a bilingual benchmark.
     """
 
     path: str
     loader: str | None = None
     options: dict = field(default_factory=dict)
+    #: keep only the records whose field equals the value (e.g. ``{instruction_language: en}``), before ids are read
+    where: dict = field(default_factory=dict)
     name: str | None = None
     revision: str | None = None
     split: str = "test"

@@ -100,6 +100,8 @@ def load_docs(cfg: TaskConfig, override: str | None = None) -> list[Doc]:
     for index, row in enumerate(loaded.rows):
         if not isinstance(row, dict):
             raise ConfigError(f"task {cfg.task}: record {index} of {path_text} is not a mapping")
+        if any(row.get(k) != v for k, v in spec.where.items()):
+            continue
         row, content = materialise_row(row, f"task {cfg.task}: record {index}")
         if media_root is not None:
             row["__media_root__"] = str(media_root)

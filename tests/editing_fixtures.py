@@ -128,6 +128,40 @@ def make_emu_edit(folder: Path, seed: int = 3, hw=(36, 28), fmt: str = "JPEG") -
     return write_parquet_dataset(folder, rows)
 
 
+GEDIT_ROWS = [("subject-add", "g1", "Add a red hat to the man ", "en", True),
+              ("color_alter", "g2", "Make the car blue", "en", False),
+              ("style_change", "g3", "Turn it into a watercolor painting", "en", True),
+              ("subject-add", "g1", "给男人加一顶红帽子", "cn", True)]
+
+
+def make_gedit(folder: Path, seed: int = 4) -> Path:
+    """A GEdit-Bench shaped dataset (split train); the first source image is RGBA (lmms-eval sends it as such)."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for i, _ in enumerate(GEDIT_ROWS):
+        img = smooth_image(rng, (30 + 4 * i, 40))
+        if i == 0:
+            img = np.concatenate([img, np.full(img.shape[:2] + (1,), 200, np.uint8)], -1)
+        images.append({"bytes": encoded(img), "path": None})
+    rows = {"task_type": [r[0] for r in GEDIT_ROWS], "key": [r[1] for r in GEDIT_ROWS],
+            "instruction": [r[2] for r in GEDIT_ROWS], "instruction_language": [r[3] for r in GEDIT_ROWS],
+            "input_image": images, "input_image_raw": images, "Intersection_exist": [r[4] for r in GEDIT_ROWS]}
+    return write_parquet_dataset(folder, rows, image_columns=("input_image", "input_image_raw"), split="train")
+
+
+IMGEDIT_ROWS = [("i1", "add", "Add a cat on the sofa"), ("i2", "style", "Make it a pencil sketch"),
+                ("i3", "mystery", "Brighten the sky")]
+
+
+def make_imgedit(folder: Path, seed: int = 6) -> Path:
+    """A kcz358/imgedit shaped dataset (split test)."""
+    rng = np.random.default_rng(seed)
+    rows = {"key": [r[0] for r in IMGEDIT_ROWS], "edit_type": [r[1] for r in IMGEDIT_ROWS],
+            "prompt": [r[2] for r in IMGEDIT_ROWS],
+            "image": [{"bytes": encoded(smooth_image(rng, (28, 36))), "path": None} for _ in IMGEDIT_ROWS]}
+    return write_parquet_dataset(folder, rows)
+
+
 # ---------------------------------------------------------------------------------------------
 # Tiny networks
 # ---------------------------------------------------------------------------------------------
