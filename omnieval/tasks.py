@@ -30,6 +30,8 @@ def _index(include: tuple[str, ...]) -> dict[str, TaskConfig]:
         for path in sorted(folder.rglob("*.yaml")):
             if path.name.startswith("_"):  # shared parts for `include:`, not tasks
                 continue
+            if "fixtures" in path.relative_to(folder).parts[:-1]:  # bundled data in official layouts (V2VBench config.yaml)
+                continue
             for cfg in load_task_file(path):
                 if cfg.task in tasks and tasks[cfg.task].source_file != cfg.source_file:
                     raise ConfigError(f"{path}: task {cfg.task!r} is already defined in {tasks[cfg.task].source_file}")

@@ -163,6 +163,94 @@ def make_imgedit(folder: Path, seed: int = 6) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
+# Video editing layouts (frame folders)
+# ---------------------------------------------------------------------------------------------
+def write_frames(folder: Path, rng: np.random.Generator, n: int = 8, hw=(24, 32), suffix: str = ".jpg",
+                 name: str = "{:05d}") -> Path:
+    """``n`` smooth, slowly moving frames as image files (``name`` formats the index)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = smooth_image(rng, (hw[0], hw[1] + n))
+    for i in range(n):
+        write_image(np.ascontiguousarray(base[:, i:i + hw[1]]), folder / (name.format(i) + suffix))
+    return folder
+
+
+LOVEU_VIDEOS = [("DAVIS_480p", "gold-fish", "Several goldfish swim in a tank."),
+                ("videvo_480p", "drone-lake", "A drone flies over a lake.")]
+
+
+def make_loveu(root: Path, seed: int = 7) -> Path:
+    """A LOVEU-TGVE-2023 folder: the CSV with section rows, and <subset>/480p_frames/<video>/*.jpg."""
+    import csv
+
+    rng = np.random.default_rng(seed)
+    header = ["Video name", "Our GT caption", "Style Change Caption", "Object Change Caption", "Background Change Caption",
+              "Multiple Changes Caption"]
+    rows, current = [], None
+    for subset, video, caption in LOVEU_VIDEOS:
+        if subset != current:
+            rows.append([subset.replace("_480p", " videos"), "", "", "", "", ""])
+            current = subset
+        subject = caption.split(" ", 2)[1]
+        rows.append([video, caption, caption[:-1] + ", van gogh style.", caption.replace(subject, "robots"),
+                     caption.replace(".", " at night."), caption.replace(subject, "robots")[:-1] + " at night, van gogh style."])
+        write_frames(root / subset / "480p_frames" / video, rng)
+    with open(root / "LOVEU-TGVE-2023_Dataset.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *rows])
+    return root
+
+
+V2V_VIDEOS = [("hike", ["a superman hikes through the desert", "a man hikes on the moon"]), ("aurora", ["fireworks over a lake"])]
+
+
+def make_v2vbench(root: Path, seed: int = 8) -> Path:
+    """A V2VBench folder: config.yaml and frames/<video_id>/NN.png."""
+    rng = np.random.default_rng(seed)
+    data = [{"video_id": v, "prompt": f"source video {v}", "edit": [{"prompt": p} for p in prompts]} for v, prompts in V2V_VIDEOS]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.yaml").write_text(yaml.safe_dump({"data": data}, sort_keys=False))
+    for v, _ in V2V_VIDEOS:
+        write_frames(root / "frames" / v, rng, suffix=".png", name="{:02d}")
+    return root
+
+
+def make_edited_videos(root: Path, rel_folders: list[str], seed: int = 11, suffix: str = ".jpg") -> Path:
+    """Edited videos as frame folders (6 frames, 20 x 28) under ``root/<rel>``."""
+    rng = np.random.default_rng(seed)
+    for rel in rel_folders:
+        write_frames(root / rel, rng, n=6, hw=(20, 28), suffix=suffix)
+    return root
+
+
+def loveu_edit_folders() -> list[str]:
+    """Submission folders ``<subset>/<video>/<edit type>`` of the LOVEU fixture (``run_eval.py``'s layout)."""
+    return [f"{s}/{v}/{t}" for s, v, _ in LOVEU_VIDEOS for t in ("style", "object", "background", "multiple")]
+
+
+def v2v_edit_folders() -> list[str]:
+    """Edited-video folders ``<video_id>/<edit index>`` of the V2VBench fixture."""
+    return [f"{v}/{i}" for v, prompts in V2V_VIDEOS for i in range(len(prompts))]
+
+
+def weights_checksum_dir(folder: Path) -> float:
+    """Sum of the float parameters of a saved transformers model folder (safetensors)."""
+    from safetensors.torch import load_file
+
+    return float(sum(v.double().sum() for f in sorted(folder.glob("*.safetensors")) for v in load_file(f).values()
+                     if v.is_floating_point()))
+
+
+def tiny_hf_clip(folder: Path) -> Path:
+    """The seeded tiny transformers CLIP (``clip-tiny-random``) saved with its processor as a model folder."""
+    from omnieval.metrics.clip_backbones import tiny_clip_model_and_processor
+
+    model, processor = tiny_clip_model_and_processor()
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
 # Tiny networks
 # ---------------------------------------------------------------------------------------------
 TINY_OC = "omnieval-tiny-oc"

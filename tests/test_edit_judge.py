@@ -247,6 +247,7 @@ def test_missing_key_and_failures(tmp_path, monkeypatch):
     assert RETRY in c and c["judge_failed"] == 1.0 and "imgedit_avg_score" not in c
 
 
+@pytest.mark.slow
 def test_end_to_end_omnivideo_tiny_think_both(tmp_path):
     """Both judged tasks on their fixtures with omnivideo-tiny (think off/on) and a fake judge."""
     def respond(payload, index):

@@ -225,6 +225,17 @@ class ClipOptions:
     device: str | None = None
     frames: str = "all"
     num_frames: int | None = None
+    #: ``default`` (the checkpoint's processor; transformers 5: torchvision backend) or ``pil`` (PIL backend = the
+    #: transformers 4.x processor the LOVEU-TGVE / V2VBench / FiVE scripts used)
+    preprocess: str = "default"
+    #: ``[width, height]``: every frame is first resized to this size with PIL bicubic, ignoring its aspect
+    #: (LOVEU-TGVE's ``run_eval.py`` does ``frame.resize((480, 480))`` before the processor); None: no resize
+    pre_resize: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        check_choice("CLIP metric", "preprocess", self.preprocess, ("default", "pil"))
+        if self.pre_resize is not None and (len(self.pre_resize) != 2 or min(self.pre_resize) < 1):
+            raise ConfigError(f"CLIP metric: pre_resize must be [width, height], got {list(self.pre_resize)}")
 
 
 class ClipMetric(MeanMetric):
@@ -242,11 +253,17 @@ class ClipMetric(MeanMetric):
 
     @property
     def backbone(self) -> ClipBackbone:
-        return load_backbone(self.options.backbone, self.options.backbone_path, self.options.device)
+        return load_backbone(self.options.backbone, self.options.backbone_path, self.options.device, self.options.preprocess)
 
     def frames_of(self, item: MetricInput, field: str = "output") -> np.ndarray:
         what = f"item {item.item_id} {field}"
-        return media_frames(getattr(item, field), self.options.frames, self.options.num_frames, what=what)
+        frames = media_frames(getattr(item, field), self.options.frames, self.options.num_frames, what=what)
+        if self.options.pre_resize is None:
+            return frames
+        from PIL import Image
+
+        size = tuple(self.options.pre_resize)
+        return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BICUBIC)) for f in frames])
 
     def prompts(self, inputs: list[MetricInput]) -> list[str]:
         for item in inputs:
@@ -293,6 +310,7 @@ class ClipTOptions(ClipOptions):
     image: str = "output"
 
     def __post_init__(self):
+        super().__post_init__()
         check_choice("clip_t", "image", self.image, ("output", "reference"))
 
 
@@ -329,6 +347,7 @@ class ClipIOptions(ClipOptions):
     against: str = "reference"
 
     def __post_init__(self):
+        super().__post_init__()
         check_choice("clip_i", "against", self.against, ("reference", "source"))
 
 
@@ -388,6 +407,7 @@ class FrameConsistencyOptions(ClipOptions):
     variant: str = "all_pairs"
 
     def __post_init__(self):
+        super().__post_init__()
         check_choice("clip_frame_consistency", "variant", self.variant, FRAME_CONSISTENCY_VARIANTS)
 
 
