@@ -1,10 +1,11 @@
-"""Write the bundled fixtures of the judged video-QA tasks (``tasks/video_understanding/fixtures/``).
+"""Write the bundled fixtures of the judged video-QA tasks (``tasks/understanding/fixtures/<task>/``).
 
 Items we wrote ourselves, in the official release layouts read by :mod:`omnieval.loaders.video_qa`: the
 ``GPT_Zero_Shot_QA`` folders (``test_q.json`` + ``test_a.json`` joined by position, videos in the benchmark's
 subfolder) and the Video-ChatGPT ``Benchmarking_QA`` / ``Test_Videos`` folder.  Videos are 8-frame 32x32 clips of
 a coloured square moving left or right (libx264 yuv420p in .mp4/.mkv, MPEG-4 Part 2 in .avi), so every container the
-loaders look for is exercised.  Re-run with ``python tests/make_video_qa_fixtures.py`` (deterministic content).
+loaders look for is exercised.  Re-run with ``python tests/make_video_qa_fixtures.py`` (the same frames; .mkv bytes
+differ between runs because Matroska stores a random segment UID).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent / "tasks" / "video_understanding" / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent / "tasks" / "understanding" / "fixtures"
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
 
 
@@ -48,30 +49,31 @@ def zero_shot(folder: str, videos: str, items: list[tuple[str, str, str, str, ob
 
 
 def main() -> None:
-    shutil.rmtree(ROOT, ignore_errors=True)
-    zero_shot("Activitynet_Zero_Shot_QA", "all_test", [
+    for name in ("activitynetqa", "msvd_qa", "msrvtt_qa", "tgif_qa", "videochatgpt"):
+        shutil.rmtree(ROOT / name, ignore_errors=True)  # (the folder holds other tasks' fixtures too)
+    zero_shot("activitynetqa", "all_test", [
         ("fixred", "v_fixred_0", "what color is the square", "red", 4),
         ("fixred", "v_fixred_1", "is the square moving", "yes", 3),
         ("fixgreen", "v_fixgreen_0", "which way does the square move", "left", 0),
         ("fixgreen", "v_fixgreen_1", "what is the square doing", "moving left", 8),
     ], {"v_fixred.mp4": ("red", "right"), "v_fixgreen.mkv": ("green", "left")})
-    zero_shot("MSVD_Zero_Shot_QA", "videos", [
+    zero_shot("msvd_qa", "videos", [
         ("msvd_blue_clip", "0", "what is moving?", "square", "what"),
         ("msvd_blue_clip", "1", "what color is the square?", "blue", "what"),
         ("msvd_yellow_clip", "2", "who moves to the left?", "square", "who"),
     ], {"msvd_blue_clip.avi": ("blue", "right"), "msvd_yellow_clip.mp4": ("yellow", "left")})
-    zero_shot("MSRVTT_Zero_Shot_QA", "videos/all", [
+    zero_shot("msrvtt_qa", "videos/all", [
         ("video7010", "0", "what is shown in the video?", "square", "what"),
         ("video7011", "1", "what color is the object?", "green", "what"),
         ("video7011", "2", "where does the square go?", "left", "where"),
     ], {"video7010.mp4": ("red", "right"), "video7011.mp4": ("green", "left")})
-    zero_shot("TGIF_Zero_Shot_QA", "mp4", [
+    zero_shot("tgif_qa", "mp4", [
         ("tumblr_fixture_a", "v_tumblr_fixture_a_0", "what does the square do?", "move", 2),
         ("tumblr_fixture_b", "v_tumblr_fixture_b_0", "what color is the square?", "yellow", 3),
         ("tumblr_fixture_b", "v_tumblr_fixture_b_1", "how many squares are there?", "one", 1),
     ], {"tumblr_fixture_a.mp4": ("blue", "right"), "tumblr_fixture_b.mp4": ("yellow", "left")})
 
-    vcg = ROOT / "VideoChatGPT"
+    vcg = ROOT / "videochatgpt"
     dump(vcg / "Benchmarking_QA" / "generic_qa.json", [
         {"Q": "What happens in the video?", "A": "A red square moves from left to right across a dark background.", "video_name": "vcg_red"},
         {"Q": "Describe the object in the video.", "A": "It is a small red square.", "video_name": "vcg_red"},

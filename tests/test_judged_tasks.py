@@ -1,6 +1,6 @@
 """The judged open-ended video-QA tasks: loaders, task files, runs through ``omnieval run``, and parity.
 
-* every task runs end to end on its bundled fixture (``tasks/video_understanding/fixtures/``, the official release
+* every task runs end to end on its bundled fixture (``tasks/understanding/fixtures/``, the official release
   layouts) with ``--model predictions`` and a fake OpenAI-compatible judge on 127.0.0.1 (``judge_fixtures``);
 * the VILA scripts' judge prompts, reply reading and aggregates are compared with a recording of the scripts
   themselves (``tests/reference/record_vila_judges.py`` -> ``tests/data/vila_judges_reference.json``);
@@ -31,11 +31,10 @@ from omnieval.registry import get_metric
 from omnieval.tasks import load_docs, resolve_tasks
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tasks" / "video_understanding" / "fixtures"
-FOLDER = {"activitynetqa": "Activitynet_Zero_Shot_QA", "activitynetqa_vila": "Activitynet_Zero_Shot_QA",
-          "msvd_qa": "MSVD_Zero_Shot_QA", "msrvtt_qa": "MSRVTT_Zero_Shot_QA", "tgif_qa": "TGIF_Zero_Shot_QA",
-          "videochatgpt_generic": "VideoChatGPT", "videochatgpt_temporal": "VideoChatGPT",
-          "videochatgpt_consistency": "VideoChatGPT"}
+FIXTURES = REPO / "tasks" / "understanding" / "fixtures"
+FOLDER = {"activitynetqa": "activitynetqa", "activitynetqa_vila": "activitynetqa", "msvd_qa": "msvd_qa",
+          "msrvtt_qa": "msrvtt_qa", "tgif_qa": "tgif_qa", "videochatgpt_generic": "videochatgpt",
+          "videochatgpt_temporal": "videochatgpt", "videochatgpt_consistency": "videochatgpt"}
 RECORDING = json.loads((Path(__file__).parent / "data" / "vila_judges_reference.json").read_text())
 
 
@@ -91,7 +90,7 @@ def test_missing_or_inconsistent_data_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"test_q.json not found; download .* set \$MSVDQA_DIR to its MSVD_Zero_Shot_QA folder"):
         load_docs(cfg)
 
-    root = _copy_layout(tmp_path, "MSVD_Zero_Shot_QA")
+    root = _copy_layout(tmp_path, "msvd_qa")
     monkeypatch.setenv("MSVDQA_DIR", str(root))
     assert len(load_docs(cfg)) == 3
     answers = json.loads((root / "test_a.json").read_text())
@@ -112,14 +111,14 @@ def test_missing_or_inconsistent_data_is_one_line(tmp_path, monkeypatch):
 
 
 def test_task_files_state_the_reference_protocols():
-    anet = {c.task: c for c in load_task_file(REPO / "tasks" / "video_understanding" / "activitynetqa.yaml")}
+    anet = {c.task: c for c in load_task_file(REPO / "tasks" / "understanding" / "activitynetqa.yaml")}
     lmms, vila = anet["activitynetqa"], anet["activitynetqa_vila"]
     assert (lmms.generation.max_new_tokens, lmms.generation.temperature) == (64, 0.0)
     assert (vila.generation.max_new_tokens, vila.generation.temperature, vila.generation.extra) == (1024, 0.2, {"do_sample": True})
     lo, vo = lmms.metrics[0].options, vila.metrics[0].options
     assert (lo["model"], lo["temperature"], lo["max_tokens"], lo["extract"]) == ("gpt-4o-2024-11-20", 0.0, 64, "brace")
     assert (vo["model"], vo["temperature"], vo["max_tokens"], vo["extract"]) == ("gpt-3.5-turbo", None, None, "whole")
-    vcg = load_task_file(REPO / "tasks" / "video_understanding" / "videochatgpt.yaml")
+    vcg = load_task_file(REPO / "tasks" / "understanding" / "videochatgpt.yaml")
     labels = [(c.task, m.result_label, m.options["template"]) for c in vcg for m in c.metrics]
     assert labels == [("videochatgpt_generic", "correctness", "vcg_correctness"),
                       ("videochatgpt_generic", "detail_orientation", "vcg_detail"),
@@ -130,7 +129,7 @@ def test_task_files_state_the_reference_protocols():
 
 
 def test_judge_model_comes_from_the_environment_and_is_hashed(monkeypatch):
-    path = REPO / "tasks" / "video_understanding" / "msvd_qa.yaml"
+    path = REPO / "tasks" / "understanding" / "msvd_qa.yaml"
     before = load_task_file(path)[0]
     monkeypatch.setenv("OMNIEVAL_JUDGE_MODEL", "Qwen/Qwen2.5-72B-Instruct")
     after = load_task_file(path)[0]
@@ -495,3 +494,22 @@ def test_parity_with_lmms_eval_videochatgpt(monkeypatch, tmp_path):
             [MetricInput(item_id="u", output="unreadable", reference="a", doc={"Q": "q"})])
     assert le_row["gpt_eval_score_temporal"]["score"] == 0
     assert ours[0]["judge_failed"] == 1.0 and RETRY in ours[0] and "judge_score" not in ours[0]
+
+
+@pytest.mark.slow
+def test_every_judged_task_runs_with_omnivideo_tiny(tmp_path, monkeypatch):
+    """The group end to end with the embedded tiny model (one doc per task; ~20 s, mostly 1024-token decoding)."""
+    def respond(payload, index):
+        return ok("{'pred': 'no', 'score': 1}" if "'pred'" in payload["messages"][1]["content"] else "{'score': 2}")
+
+    args = ["run", "--tasks", "video_judged", "--model", "omnivideo-tiny", "--limit", "1", "--output_path", str(tmp_path / "out")]
+    for task, folder in FOLDER.items():
+        args += ["--dataset", f"{task}={FIXTURES / folder}"]
+    with FakeJudge(respond) as judge:
+        monkeypatch.setenv("OMNIEVAL_JUDGE_URL", judge.url)
+        assert main(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    assert set(results) == set(FOLDER)
+    assert all(r["judge_score"]["value"] == 1.0 for t, r in results.items() if "judge_yes_rate" in r)
+    assert results["videochatgpt_generic"]["context/judge_score"]["value"] == 2.0
+    assert results["videochatgpt_consistency"]["judge_score"]["n"] == 1 and len(judge.payloads) == 10
