@@ -24,7 +24,6 @@ from omnieval.cli import main
 from omnieval.config import load_task_file
 from omnieval.errors import ConfigError
 from omnieval.judge.reviews import InvalidReply, parse_review
-from omnieval.judge.templates import get_template
 from omnieval.metrics.base import RETRY, MetricInput
 from omnieval.planning import render_prompt
 from omnieval.registry import get_metric
@@ -34,7 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tasks" / "understanding" / "fixtures"
 FOLDER = {"activitynetqa": "activitynetqa", "activitynetqa_vila": "activitynetqa", "msvd_qa": "msvd_qa",
           "msrvtt_qa": "msrvtt_qa", "tgif_qa": "tgif_qa", "videochatgpt_generic": "videochatgpt",
-          "videochatgpt_temporal": "videochatgpt", "videochatgpt_consistency": "videochatgpt"}
+          "videochatgpt_temporal": "videochatgpt", "videochatgpt_consistency": "videochatgpt",
+          "videochatgpt_generic_vila": "videochatgpt", "videochatgpt_temporal_vila": "videochatgpt",
+          "videochatgpt_consistency_vila": "videochatgpt"}
 RECORDING = json.loads((Path(__file__).parent / "data" / "vila_judges_reference.json").read_text())
 
 
@@ -118,7 +119,7 @@ def test_task_files_state_the_reference_protocols():
     lo, vo = lmms.metrics[0].options, vila.metrics[0].options
     assert (lo["model"], lo["temperature"], lo["max_tokens"], lo["extract"]) == ("gpt-4o-2024-11-20", 0.0, 64, "brace")
     assert (vo["model"], vo["temperature"], vo["max_tokens"], vo["extract"]) == ("gpt-3.5-turbo", None, None, "whole")
-    vcg = load_task_file(REPO / "tasks" / "understanding" / "videochatgpt.yaml")
+    vcg = [c for c in load_task_file(REPO / "tasks" / "understanding" / "videochatgpt.yaml") if not c.task.endswith("_vila")]
     labels = [(c.task, m.result_label, m.options["template"]) for c in vcg for m in c.metrics]
     assert labels == [("videochatgpt_generic", "correctness", "vcg_correctness"),
                       ("videochatgpt_generic", "detail_orientation", "vcg_detail"),
@@ -226,6 +227,13 @@ def test_videochatgpt_tasks_through_omnieval_run(tmp_path, monkeypatch):
     user = next(p["messages"][1]["content"] for p in judge.payloads if "Question 1: Which way" in p["messages"][1]["content"])
     assert "Question 1: Which way does the square move?\nQuestion 2: In what direction is the shape travelling?\n" in user
     assert "Predicted Answer to Question 1: answer 0\nPredicted Answer to Question 2: answer 1\n" in user
+    with FakeJudge(judge_reply) as judge:  # the VILA variant: no decoding settings sent, Q1 twice (its script's bug)
+        monkeypatch.setenv("OMNIEVAL_JUDGE_URL", judge.url)
+        rc, vila = run_task(tmp_path, "videochatgpt_consistency_vila", ["answer", "answer"])
+    assert rc == 0 and vila["judge_score"]["n"] == 2
+    assert all(p["model"] == "gpt-3.5-turbo-0125" and set(p) == {"model", "messages"} for p in judge.payloads)
+    assert any("Question 1: Which way does the square move?\nQuestion 2: Which way does the square move?\n"
+               in p["messages"][1]["content"] for p in judge.payloads)
     samples = (tmp_path / "out_videochatgpt_consistency" / "samples" / "videochatgpt_consistency.jsonl").read_text()
     prompts = [(s["sample_index"], s["prompt"]) for s in map(json.loads, samples.splitlines()) if s["doc_id"] == "vcg_red_0"]
     assert sorted(prompts) == [(0, "What color is the square?"), (1, "Which color does the moving shape have?")]
@@ -270,34 +278,49 @@ def test_consistency_metric_needs_its_pair():
 
 
 # -- parity with the VILA scripts (recorded) --------------------------------------------------------
-VILA_TEMPLATES = {"eval_benchmark_1_correctness.py": "vcg_correctness", "eval_benchmark_2_detailed_orientation.py": "vcg_detail",
-                  "eval_benchmark_3_context.py": "vcg_context", "eval_benchmark_4_temporal.py": "vcg_temporal",
-                  "eval_benchmark_5_consistency.py": "vcg_consistency"}
+VILA_TASKS = {None: ("msvd_qa", None), "eval_benchmark_1_correctness.py": ("videochatgpt_generic_vila", "correctness"),
+              "eval_benchmark_2_detailed_orientation.py": ("videochatgpt_generic_vila", "detail_orientation"),
+              "eval_benchmark_3_context.py": ("videochatgpt_generic_vila", "context"),
+              "eval_benchmark_4_temporal.py": ("videochatgpt_temporal_vila", "temporal"),
+              "eval_benchmark_5_consistency.py": ("videochatgpt_consistency_vila", "consistency")}
 
 
-def _vila_fields(script: str | None, inp: dict) -> dict:
+def _vila_input(script: str | None, inp: dict) -> MetricInput:
     if script is None:
-        return {"question": inp["question"], "answer": inp["answer"], "pred": inp["pred"]}
-    if "consistency" in script:  # VILA's script fills Question 2 with Q1 (eval_benchmark_5_consistency.py:139-140)
-        return {"question1": inp["Q1"], "question2": inp["Q1"], "answer": inp["A"], "pred1": inp["pred1"], "pred2": inp["pred2"]}
-    return {"question": inp["Q"], "answer": inp["A"], "pred": inp["pred"]}
+        return MetricInput(item_id="x", output=inp["pred"], reference=inp["answer"], doc={"question": inp["question"]})
+    if "consistency" in script:
+        return MetricInput(item_id="x", output=inp["pred1"], reference=inp["A"], doc={"Q1": inp["Q1"], "Q2": inp["Q2"]},
+                           sample_index=0, siblings={1: inp["pred2"]})
+    return MetricInput(item_id="x", output=inp["pred"], reference=inp["A"], doc={"Q": inp["Q"]})
 
 
 def _runs():
-    yield None, "activitynet_qa", RECORDING["eval_video_qa"]
-    for script, sets in RECORDING["benchmarks"].items():
-        yield script, VILA_TEMPLATES[script], sets
+    yield None, RECORDING["eval_video_qa"]
+    yield from RECORDING["benchmarks"].items()
 
 
-@pytest.mark.parametrize("script,template,sets", list(_runs()), ids=lambda v: v if isinstance(v, str) else "")
-def test_templates_equal_the_vila_scripts_messages(script, template, sets):
-    tpl = get_template(template)
+@pytest.mark.parametrize("script,sets", list(_runs()), ids=lambda v: v if isinstance(v, str) else "")
+def test_vila_tasks_send_the_vila_scripts_requests(script, sets):
+    """The ``*_vila`` tasks' judge metrics build exactly the request each VILA script sent (model, messages, and no
+    temperature / max_tokens), including eval_benchmark_5's Q1-twice prompt (``question_keys: [Q1, Q1]``)."""
+    task, label = VILA_TASKS[script]
+    metric = _metric(task, label, "http://127.0.0.1:9/v1")
     for run in sets.values():
-        assert run["call_kwargs"] == {}  # VILA sends no temperature / max_tokens: the task files send none either
-        assert run["model"] == ("gpt-3.5-turbo" if script is None else "gpt-3.5-turbo-0125")
+        assert run["call_kwargs"] == {}
         for item in run["items"]:
             sent = [{"role": "system", "content": run["system"]}, {"role": "user", "content": item["user_head"] + run["user_tail"]}]
-            assert tpl.messages(**_vila_fields(script, item["input"])) == sent
+            messages = metric.template.messages(**metric.fields(_vila_input(script, item["input"])))
+            assert metric.client.payload(messages) == {"model": run["model"], "messages": sent}
+
+
+def test_vcg_templates_equal_lmms_eval_and_vila_apart_from_the_consistency_bug():
+    """The lmms-eval protocol's consistency prompt differs from VILA's only in the Question 2 line."""
+    run = RECORDING["benchmarks"]["eval_benchmark_5_consistency.py"]["agree"]
+    item = run["items"][0]
+    ours = _metric("videochatgpt_consistency", "consistency", "http://127.0.0.1:9/v1")
+    fields = ours.fields(_vila_input("eval_benchmark_5_consistency.py", item["input"]))
+    assert ours.template.messages(**fields)[1]["content"] == (item["user_head"] + run["user_tail"]).replace(
+        f"Question 2: {item['input']['Q1']}\n", f"Question 2: {item['input']['Q2']}\n")
 
 
 def _ours(reply: str | None, with_pred: bool):
@@ -512,4 +535,5 @@ def test_every_judged_task_runs_with_omnivideo_tiny(tmp_path, monkeypatch):
     assert set(results) == set(FOLDER)
     assert all(r["judge_score"]["value"] == 1.0 for t, r in results.items() if "judge_yes_rate" in r)
     assert results["videochatgpt_generic"]["context/judge_score"]["value"] == 2.0
-    assert results["videochatgpt_consistency"]["judge_score"]["n"] == 1 and len(judge.payloads) == 10
+    assert results["videochatgpt_consistency"]["judge_score"]["n"] == 1
+    assert results["videochatgpt_consistency_vila"]["judge_score"]["n"] == 1
