@@ -148,6 +148,13 @@ def test_timeout_is_a_wall_clock_deadline_against_a_dripping_server(headers_too)
     assert 1.1 < elapsed < 2.5  # two attempts of 0.6 s each, no sleep (injected), small slack
 
 
+def test_plain_http_goes_through_the_environment_proxy(monkeypatch):
+    with FakeJudge(lambda p, i: ok("{}")) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url.rsplit("/v1", 1)[0])
+        reply = client("http://judge.invalid/v1").chat(MESSAGES)
+    assert not reply.failed and proxy.headers[0]["path"] == "http://judge.invalid/v1/chat/completions"
+
+
 def test_concurrency_keeps_order_and_overlaps_calls():
     n = 8
     with FakeJudge(lambda p, i: ok(f"{{'pred': 'yes', 'score': {int(p['messages'][0]['content']) % 6}}}"), delay_s=0.3) as server:

@@ -537,3 +537,17 @@ def test_every_judged_task_runs_with_omnivideo_tiny(tmp_path, monkeypatch):
     assert results["videochatgpt_generic"]["context/judge_score"]["value"] == 2.0
     assert results["videochatgpt_consistency"]["judge_score"]["n"] == 1
     assert results["videochatgpt_consistency_vila"]["judge_score"]["n"] == 1
+
+
+@pytest.mark.parametrize("task,labels", [("videochatgpt_generic_vila", {"correctness": 1, "detail_orientation": 2, "context": 3}),
+                                         ("videochatgpt_temporal_vila", {"temporal": 4})])
+def test_videochatgpt_vila_tasks_through_omnieval_run(tmp_path, monkeypatch, task, labels):
+    with FakeJudge(judge_reply) as judge:
+        monkeypatch.setenv("OMNIEVAL_JUDGE_URL", judge.url)
+        rc, res = run_task(tmp_path, task, ["answer 0", "answer 1", "answer 2"])
+    _, docs = task_docs(task)
+    assert rc == 0 and len(judge.payloads) == len(docs) * len(labels)
+    assert all(set(p) == {"model", "messages"} and p["model"] == "gpt-3.5-turbo-0125" for p in judge.payloads)
+    for label, dim in labels.items():
+        name = f"{label}/judge_score" if len(labels) > 1 else "judge_score"
+        assert res[name]["value"] == pytest.approx(sum((dim + k) % 6 for k in range(len(docs))) / len(docs))
