@@ -98,6 +98,18 @@ def test_always_failing_server_is_bounded_and_reported():
     assert len(server.payloads) == 3 and sleeps == [10.0, 15.0]  # capped; no sleep after the last attempt
 
 
+def test_an_endpoint_that_keeps_failing_is_given_up_on():
+    sleeps = Sleeps()
+    with FakeJudge(lambda p, i: (503, {"error": "down"}, {})) as server:
+        c = client(server.url, sleeps, max_attempts=2, give_up_after=3)
+        replies = c.chat_many([[{"role": "user", "content": str(k)}] for k in range(10)])
+    assert all(r.failed for r in replies) and len(server.payloads) == 6 and len(sleeps) == 3  # 3 calls x 2 attempts
+    assert [r.attempts for r in replies] == [2, 2, 2] + [0] * 7 and "taken as down after 3 failed calls" in replies[-1].error
+    with FakeJudge(lambda p, i: (503, {}, {}) if i < 2 else ok("{}")) as server:  # a success resets the count
+        c = client(server.url, max_attempts=1, give_up_after=3)
+        assert [r.failed for r in c.chat_many([[{"role": "user", "content": str(k)}] for k in range(5)])] == [True, True, False, False, False]
+
+
 def test_permanent_errors_are_not_retried_and_retry_after_is_honoured():
     with FakeJudge(lambda p, i: (401, {"error": "bad key"}, {})) as server:
         reply = client(server.url).chat(MESSAGES)
@@ -134,6 +146,13 @@ def test_timeout_is_a_wall_clock_deadline_against_a_dripping_server(headers_too)
     assert reply.failed and "timed out" in reply.error and "deadline of 0.6 s" in reply.error
     assert reply.attempts == 2 and len(server.payloads) == 2
     assert 1.1 < elapsed < 2.5  # two attempts of 0.6 s each, no sleep (injected), small slack
+
+
+def test_plain_http_goes_through_the_environment_proxy(monkeypatch):
+    with FakeJudge(lambda p, i: ok("{}")) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url.rsplit("/v1", 1)[0])
+        reply = client("http://judge.invalid/v1").chat(MESSAGES)
+    assert not reply.failed and proxy.headers[0]["path"] == "http://judge.invalid/v1/chat/completions"
 
 
 def test_concurrency_keeps_order_and_overlaps_calls():

@@ -15,6 +15,8 @@ Per call:
   content are retried up to ``max_attempts`` attempts in total, sleeping ``backoff_s * backoff_factor**k``
   (capped at ``max_backoff_s``; a numeric ``Retry-After`` header is honoured up to the cap) between attempts.
   Other HTTP errors (400, 401, 403, 404, ...) are not retried.
+* **Outages.** After ``give_up_after`` calls in a row failed, the endpoint is taken as down: later calls fail at
+  once (and are asked again by the next run) instead of each waiting through its retries.
 * **Validation.** ``chat(messages, accept=parse)`` passes the reply text to the protocol's parser; a parser that
   raises :class:`InvalidReply` (unparseable, or a score outside the protocol's range) makes the reply a failure.
   It is not retried within the call (a greedy judge repeats itself) and not cached, so the next run asks again.
@@ -52,6 +54,8 @@ class JudgeSettings:
 
     ``base_url``: the server's API root (``.../v1``) or its full ``/chat/completions`` URL.  ``model``: the served
     model name (part of the payload, hence of the cache key and the results).  ``workers``: concurrent calls.
+    ``give_up_after``: after this many calls in a row failed (every attempt), the endpoint is taken as down and the
+    remaining calls of the process fail at once, without waiting for retries (0: never give up).
     ``extra``: further payload fields sent verbatim (e.g. ``{"seed": 0, "top_p": 1.0}``).
     """
 
@@ -66,6 +70,7 @@ class JudgeSettings:
     backoff_factor: float = 2.0
     max_backoff_s: float = 60.0
     workers: int = 1
+    give_up_after: int = 8
     extra: dict = field(default_factory=dict)
 
     @property
@@ -87,7 +92,7 @@ class JudgeSettings:
             raise ConfigError(f"{where}: no judge model named")
         checks = {"max_attempts": self.max_attempts >= 1, "workers": self.workers >= 1, "timeout_s": self.timeout_s > 0,
                   "backoff_s": self.backoff_s >= 0, "backoff_factor": self.backoff_factor >= 1,
-                  "max_backoff_s": self.max_backoff_s >= 0,
+                  "max_backoff_s": self.max_backoff_s >= 0, "give_up_after": self.give_up_after >= 0,
                   "max_tokens": self.max_tokens is None or self.max_tokens >= 1,
                   "temperature": self.temperature is None or self.temperature >= 0}
         bad = [k for k, ok in checks.items() if not ok]
@@ -150,6 +155,8 @@ class JudgeClient:
         self._lock = threading.Lock()
         self.calls = 0
         self.cache_hits = 0
+        self._failures_in_a_row = 0
+        self._last_error = ""
 
     def payload(self, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
         s = self.settings
@@ -208,6 +215,22 @@ class JudgeClient:
         return JudgeReply(content, model, attempts, cached=cached, parsed=parsed)
 
     def _call(self, payload: dict[str, Any]) -> JudgeReply:
+        s = self.settings
+        with self._lock:
+            down = s.give_up_after and self._failures_in_a_row >= s.give_up_after
+        if down:
+            return JudgeReply(None, "", 0, f"judge endpoint taken as down after {self._failures_in_a_row} failed calls in a "
+                                           f"row (last: {self._last_error}); not called")
+        reply = self._attempts(payload)
+        with self._lock:
+            if reply.failed:
+                self._failures_in_a_row += 1
+                self._last_error = reply.error
+            else:
+                self._failures_in_a_row = 0
+        return reply
+
+    def _attempts(self, payload: dict[str, Any]) -> JudgeReply:
         s = self.settings
         error = ""
         for attempt in range(1, s.max_attempts + 1):

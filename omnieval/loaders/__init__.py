@@ -61,7 +61,7 @@ class Loader:
 
 
 def _table() -> dict[str, Loader]:
-    from omnieval.loaders import files, five, hub, loveu_tgve, magicbrush, v2vbench
+    from omnieval.loaders import files, five, hub, loveu_tgve, magicbrush, v2vbench, video_qa
 
     return {
         "file": files.LOADER,
@@ -70,6 +70,8 @@ def _table() -> dict[str, Loader]:
         "loveu_tgve": loveu_tgve.LOADER,
         "v2vbench": v2vbench.LOADER,
         "five": five.LOADER,
+        **video_qa.LOADERS,  # activitynet_qa, msvd_qa, msrvtt_qa, tgif_qa
+        "videochatgpt": video_qa.VIDEOCHATGPT,
     }
 
 
