@@ -53,7 +53,8 @@ class DatasetSpec:
     Hugging Face ``datasets`` path (then ``name``, ``revision`` and ``split`` apply).  ``media_root``:
     folder that relative media paths in the docs are resolved against (default: the data file's folder).
     ``media_template``: turns the media field's value into a file name, e.g. ``"{}.mp4"`` for Video-MME's
-    ``videoID``.
+    ``videoID``.  ``format``: a reader of an official release layout (:data:`omnieval.formats.FORMATS`, e.g.
+    ``msrvtt``), whose choices are ``options`` (hashed like every other key).
     """
 
     path: str
@@ -62,6 +63,8 @@ class DatasetSpec:
     split: str = "test"
     media_root: str | None = None
     media_template: str = "{}"
+    format: str | None = None
+    options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

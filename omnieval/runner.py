@@ -76,6 +76,9 @@ class Runner:
         if self.run.predict_only:
             return
         weights.require(weights.required_for_tasks([p.cfg for p in plans], build=self.metric))
+        for plan in plans:  # other data a metric needs (e.g. FVD reference statistics), also before generating
+            for spec in plan.metrics:
+                self.metric(spec).check_ready(plan.cfg.task)
 
     def _load_model(self) -> Model:
         if self._model is None:

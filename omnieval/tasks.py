@@ -91,7 +91,15 @@ def load_docs(cfg: TaskConfig, override: str | None = None) -> list[Doc]:
     if override and not Path(override).is_absolute():
         local = Path(override)
     root_text = _expand(spec.media_root, cfg.task) if spec.media_root else None
-    if local.exists():
+    if spec.format:  # an official release layout (omnieval.formats); the reader resolves the path itself
+        from omnieval import formats
+
+        rows = formats.read(spec.format, formats.Source(path_text, Path.cwd() if override else cfg.base_dir(), cfg.task,
+                                                        dict(spec.options), spec.revision, spec.split, spec.name))
+        media_root = Path(root_text) if root_text else None
+        if root_text and not Path(root_text).is_absolute():
+            media_root = cfg.base_dir() / root_text
+    elif local.exists():
         rows = _read_local(local, cfg.task)
         media_root = Path(root_text) if root_text else (local if local.is_dir() else local.parent)
         if root_text and not Path(root_text).is_absolute():
