@@ -75,7 +75,7 @@ def split_rows(task: str, rows: list[Row]) -> list[tuple[str, list[Row]]]:
         return [("", rows)]
     out = []
     for i, (sig, members) in enumerate(groups.items()):
-        tags = sorted(set(tag for _, tag in sig))
+        tags = sorted({tag for _, tag in sig})
         suffix = "; ".join(describe(t) for t in tags) if tags else "protocol not recorded"
         out.append((suffix, (published if i == 0 else []) + members))
     return out

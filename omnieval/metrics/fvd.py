@@ -68,10 +68,15 @@ import numpy as np
 
 from omnieval.errors import ConfigError, MediaError
 from omnieval.media import Video, as_uint8_frames, read_video, sample_frame_indices
-from omnieval.metrics.base import Metric, MetricInput, mergeable_state
 from omnieval.metrics import fvd_reference as fvd_ref
+from omnieval.metrics.base import Metric, MetricInput, mergeable_state
 from omnieval.metrics.frechet import SQRT_METHODS, FeatureStats, frechet_distance
-from omnieval.metrics.fvd_reference import ReferenceSet, cache_path, files_digest, list_files
+from omnieval.metrics.fvd_reference import (
+    ReferenceSet,
+    cache_path,
+    files_digest,
+    list_files,
+)
 from omnieval.registry import register_metric
 
 __all__ = [
@@ -254,7 +259,7 @@ def select_frames(frames: np.ndarray, protocol: FVDProtocol, policy: str, key: s
 
 def _center_crop_offsets(height: int, width: int, size: int, rounded: bool) -> tuple[int, int]:
     if rounded:  # torchvision center_crop
-        return int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+        return round((height - size) / 2.0), round((width - size) / 2.0)
     return (height - size) // 2, (width - size) // 2
 
 
@@ -264,7 +269,7 @@ def pre_step(clip: np.ndarray, protocol: FVDProtocol) -> np.ndarray:
     size = protocol.pre_resize
     if size is None:
         return clip
-    t, h, w, _ = clip.shape
+    _, h, w, _ = clip.shape
     if protocol.pre_filter == "lanczos":  # torchvision.transforms.functional.resize on PIL images
         from PIL import Image
 
