@@ -469,7 +469,7 @@ def reference_stats(folder: str | os.PathLike, protocol: FVDProtocol, detector=N
     if path.is_file():
         return FeatureStats.load(path, protocol.reference_hash())
     net = detector if detector is not None else load_detector(protocol.detector, ckpt_path)
-    items = [(Path(name).name, p) for name, p in files]
+    items = [(p.name, p) for _, p in files]  # keyed by the file name, as compute_fvd keys paths
     stats = _stats_of(iter_features(items, net, protocol, protocol.real_frame_policy, batch_size))
     stats.meta = {"reference_set": ref.id, "files_sha256": digest, "n_listed": str(len(files)),
                   "list_sha256": fvd_ref.file_sha256(Path(folder) / ref.list) if ref.list else "",

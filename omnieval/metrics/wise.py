@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from omnieval.errors import ConfigError

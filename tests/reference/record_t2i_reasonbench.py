@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
-import importlib.util
 import io
 import json
 import subprocess
@@ -93,7 +92,7 @@ def load_script(path: Path, entity_fix: bool) -> tuple[types.ModuleType, list[st
         patches.append(f"{path.name}: `score_scientific = ...` also binds `score_entity` ({n} assignment)")
     module = types.ModuleType(f"t2ir_{path.stem}")
     module.__file__ = str(path)
-    exec(compile(ast.fix_missing_locations(tree), str(path), "exec"), module.__dict__)
+    exec(compile(ast.fix_missing_locations(tree), str(path), "exec"), module.__dict__)  # noqa: S102 - the reference, run from /tmp to record it
     module.Qwen2_5_VLForConditionalGeneration = module.AutoProcessor = _Stub
     return module, patches
 
@@ -153,7 +152,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--commit", default=None, help="the checkout's commit (default: git rev-parse HEAD in it)")
     args = parser.parse_args()
-    commit = args.commit or subprocess.run(["git", "-C", str(args.repo), "rev-parse", "HEAD"], capture_output=True,
+    commit = args.commit or subprocess.run(["git", "-C", str(args.repo), "rev-parse", "HEAD"], capture_output=True, check=False,
                                            text=True).stdout.strip()
     result = {"source": {"repository": "KaiyueSun98/T2I-ReasonBench", "commit": commit or "unknown"},
               "fixture": "tests/data/t2i_reasonbench_fixture", "patches": [], "dimensions": {}}
