@@ -33,14 +33,19 @@ import math
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from omnieval.errors import ConfigError
 from omnieval.metrics.base import RETRY, MeanMetric, MetricInput
 from omnieval.metrics.judge import JudgeClient, JudgeSettings
-from omnieval.metrics.visual_judge import image_part, png_bytes, sha256_text, text_part
+from omnieval.metrics.visual_judge import (
+    image_part,
+    map_workers,
+    png_bytes,
+    sha256_text,
+    text_part,
+)
 from omnieval.registry import register_metric
 
 DESCRIBE = "Describe this image."
@@ -172,10 +177,7 @@ class T2IReasonBench(MeanMetric):
         for item in inputs:  # validate before spending judge calls
             self._dimension(item)
             png_bytes(item.output, what=f"item {item.item_id} output")
-        if self.options.workers == 1 or len(inputs) < 2:
-            return [self._judge(item) for item in inputs]
-        with ThreadPoolExecutor(max_workers=min(self.options.workers, len(inputs))) as pool:
-            return list(pool.map(self._judge, inputs))
+        return map_workers(self._judge, inputs, self.options.workers)
 
     def fold(self, contribution: dict[str, Any]) -> None:
         super().fold({k: v for k, v in contribution.items() if not k.startswith(("group_", "image_"))})

@@ -11,6 +11,8 @@ import base64
 import hashlib
 import io
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -41,3 +43,11 @@ def image_part(png: bytes) -> dict[str, Any]:
 
 def sha256_text(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def map_workers(fn: Callable[[Any], Any], items: list, workers: int) -> list:
+    """``[fn(x) for x in items]``, on up to ``workers`` threads (order kept; results do not depend on ``workers``)."""
+    if workers == 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))

@@ -33,14 +33,19 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from omnieval.errors import ConfigError
 from omnieval.metrics.base import RETRY, MeanMetric, MetricInput
 from omnieval.metrics.judge import JudgeClient, JudgeSettings
-from omnieval.metrics.visual_judge import image_part, png_bytes, sha256_text, text_part
+from omnieval.metrics.visual_judge import (
+    image_part,
+    map_workers,
+    png_bytes,
+    sha256_text,
+    text_part,
+)
 from omnieval.registry import register_metric
 
 CATEGORY_RANGES = {
@@ -212,10 +217,7 @@ class Wise(MeanMetric):
     def score(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
         for item in inputs:  # validate before spending judge calls
             png_bytes(item.output, what=f"item {item.item_id} output")
-        if self.options.workers == 1 or len(inputs) < 2:
-            return [self._judge(item) for item in inputs]
-        with ThreadPoolExecutor(max_workers=min(self.options.workers, len(inputs))) as pool:
-            return list(pool.map(self._judge, inputs))
+        return map_workers(self._judge, inputs, self.options.workers)
 
     def compute(self) -> dict[str, float]:
         means = super().compute()
