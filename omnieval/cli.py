@@ -2,7 +2,9 @@
 
 Kept import-light (argparse only at module level) so ``omnieval --help`` and ``omnieval ls`` are fast;
 heavy libraries load only inside the subcommand that needs them.  User errors
-(:class:`~omnieval.errors.OmniEvalError`) print one line and exit with status 2.
+(:class:`~omnieval.errors.OmniEvalError`) print one line and exit with status 2.  ``run`` / ``score`` exit with
+status 3 (one line, results still written) when a metric failed on every item with a transient failure (e.g. the
+judge endpoint was down); the next run scores those items again.
 """
 from __future__ import annotations
 
@@ -183,7 +185,7 @@ def cmd_run(args) -> int:
         atomic_write_text(Path(run.output_path) / "run_config.json", json.dumps(dataclasses.asdict(run), indent=2) + "\n")
     data = runner.execute()
     _finish(runner, data, run.log_samples)
-    return 0
+    return _failed_everywhere(runner)
 
 
 def _saved_runner(output_path: str, **overrides):
@@ -216,7 +218,16 @@ def cmd_score(args) -> int:
     runner = _saved_runner(args.output_path, **({"log_samples": True} if args.log_samples else {}))
     data = runner.execute(generate=False)
     _finish(runner, data, runner.run.log_samples)
-    return 0
+    return _failed_everywhere(runner)
+
+
+def _failed_everywhere(runner) -> int:
+    """Exit status 3 with one line when a metric failed on every item (e.g. the judge endpoint was down)."""
+    if not runner.all_failed:
+        return 0
+    more = f" (and {len(runner.all_failed) - 1} more)" if len(runner.all_failed) > 1 else ""
+    print(f"omnieval: error: {runner.all_failed[0]}{more}", file=sys.stderr)
+    return 3
 
 
 def cmd_export(args) -> int:

@@ -24,6 +24,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -53,18 +55,20 @@ class DatasetSpec:
     Hugging Face ``datasets`` path (then ``name``, ``revision`` and ``split`` apply).  ``media_root``:
     folder that relative media paths in the docs are resolved against (default: the data file's folder).
     ``media_template``: turns the media field's value into a file name, e.g. ``"{}.mp4"`` for Video-MME's
-    ``videoID``.  ``format``: a reader of an official release layout (:data:`omnieval.formats.FORMATS`, e.g.
-    ``msrvtt``), whose choices are ``options`` (hashed like every other key).
+    ``videoID``.  ``path`` and ``media_root`` may name environment variables (``${MAGICBRUSH_DIR}``).
+    ``loader``: a named reader of an official layout (:data:`omnieval.loaders.LOADERS`, e.g. ``magicbrush``,
+    ``loveu_tgve``, ``v2vbench``, ``five``, or ``hub``/``file`` to force one of the default readers), with its
+    ``options``; ``None`` picks a local file/folder if ``path`` exists, else a hub dataset.
     """
 
     path: str
+    loader: str | None = None
+    options: dict = field(default_factory=dict)
     name: str | None = None
     revision: str | None = None
     split: str = "test"
     media_root: str | None = None
     media_template: str = "{}"
-    format: str | None = None
-    options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class FieldMap:
     reference: str | None = None    # target answer, or reference media
     choices: str | None = None      # multiple-choice options
     num_samples: str | None = None  # per-doc samples per prompt (VBench: 25 for temporal flickering prompts)
+    chain: str | None = None        # id of the doc whose *generated output* is this doc's input (multi-turn editing)
 
 
 @dataclass(frozen=True)
@@ -306,10 +311,30 @@ def load_task_file(path: str | Path) -> list[TaskConfig]:
             metrics = doc.get("metrics") or []
             metrics = metrics if isinstance(metrics, list) else [metrics]  # one metric may be given bare
             doc["metrics"] = [m if isinstance(m, dict) else {"name": m} for m in metrics]
+            for m in doc["metrics"]:
+                if isinstance(m.get("options"), dict):
+                    m["options"] = expand_env(m["options"])
         cfg = build(TaskConfig, doc, where)
         _validate(cfg, where)
         out.append(cfg)
     return out
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any) -> Any:
+    """``${VAR}`` and ``${VAR:-default}`` in strings (recursively in lists and mappings) replaced by the environment's
+    value (``default`` when ``VAR`` is unset or empty).  Metric options are expanded when the task file is read, so
+    the hashes and results hold the values used (e.g. the judge model); an unset ``${VAR}`` without a default is
+    left as written, for the metric to report when it is built."""
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) if m.group(2) is not None else m.group(0)), value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
 
 
 def _validate(cfg: TaskConfig, where: str) -> None:

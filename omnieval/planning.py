@@ -31,6 +31,8 @@ class WorkItem:
     seed: int
     prompt: str
     key: str
+    #: key of the item whose generated output is this item's input (``fields.chain``: multi-turn editing), else None
+    after: str | None = None
 
     @property
     def item_id(self) -> str:
@@ -55,6 +57,18 @@ class TaskPlan:
     def scored_specs(self, item: WorkItem) -> list[MetricSpec]:
         """The metrics that score ``item``."""
         return [spec for spec in self.metrics if spec.applies_to(item.doc.fields)]
+
+    def shard(self, rank: int, world_size: int) -> list[WorkItem]:
+        """The items of process ``rank``: every ``world_size``-th item, except that a chain (items linked by
+        ``after``) is never split, so each rank can generate its chains in order without waiting for another."""
+        if not any(it.after for it in self.items):
+            return list(self.items[rank::world_size])
+        root: dict[str, str] = {}
+        for it in self.items:
+            root[it.key] = root.get(it.after, it.after) if it.after else it.key
+        heads = list(dict.fromkeys(root[it.key] for it in self.items))
+        mine = set(heads[rank::world_size])
+        return [it for it in self.items if root[it.key] in mine]
 
 
 def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
@@ -90,16 +104,51 @@ def plan_items(cfg: TaskConfig, docs: Iterable[Doc], identity: ModelIdentity, th
     if not capability(cfg.capability).think or not model_thinks:
         modes = [t for t in modes if t == "off"]
     gen_hash = cfg.generation_hash()
-    items = []
+    items: list[WorkItem] = []
+    by_address: dict[tuple[str, int, str], WorkItem] = {}
     for doc in docs:
         prompt = render_prompt(cfg, doc)
         for index in range(_num_samples(cfg, doc)):
             for think in modes:
                 s = base_seed + index
-                key = stable_hash({"model": identity.key(), "gen": gen_hash, "doc": doc.id, "doc_hash": doc.content_hash,
-                                   "sample": index, "seed": s, "think": think}, length=32)
-                items.append(WorkItem(cfg.task, doc, index, think, s, prompt, key))
+                address = {"model": identity.key(), "gen": gen_hash, "doc": doc.id, "doc_hash": doc.content_hash,
+                           "sample": index, "seed": s, "think": think}
+                prev = _chain_predecessor(cfg, doc, index, think, by_address)
+                if prev is not None:
+                    address["after"] = prev.key  # the input is that item's output: its key is part of this address
+                key = stable_hash(address, length=32)
+                item = WorkItem(cfg.task, doc, index, think, s, prompt, key, prev.key if prev else None)
+                by_address[(doc.id, index, think)] = item
+                items.append(item)
     return items
+
+
+def _chain_predecessor(cfg: TaskConfig, doc: Doc, index: int, think: str,
+                       planned: dict[tuple[str, int, str], WorkItem]) -> WorkItem | None:
+    """The item whose output ``doc``'s item (``index``, ``think``) edits further (same sample and think mode)."""
+    prev_id = doc.get(cfg.fields.chain) if cfg.fields.chain else None
+    if prev_id in (None, ""):
+        return None
+    prev = planned.get((str(prev_id), index, think))
+    if prev is None:
+        raise ConfigError(f"task {cfg.task}: doc {doc.id} continues doc {prev_id!r} (field {cfg.fields.chain!r}), which "
+                          f"is not planned before it with sample {index} think {think}")
+    return prev
+
+
+def with_chain_predecessors(cfg: TaskConfig, all_docs: list[Doc], chosen: list[Doc]) -> list[Doc]:
+    """``chosen`` plus every doc a chosen doc continues (``fields.chain``), in dataset order: ``--limit`` and
+    ``--offset`` never cut a chain in the middle (its first turns are generated too)."""
+    if not cfg.fields.chain:
+        return chosen
+    by_id = {d.id: d for d in all_docs}
+    keep = {d.id for d in chosen}
+    for doc in chosen:
+        prev = doc.get(cfg.fields.chain)
+        while prev not in (None, "") and str(prev) in by_id and str(prev) not in keep:
+            keep.add(str(prev))
+            prev = by_id[str(prev)].get(cfg.fields.chain)
+    return [d for d in all_docs if d.id in keep]
 
 
 def _num_samples(cfg: TaskConfig, doc: Doc) -> int:
@@ -132,11 +181,12 @@ def plan_run(run: RunConfig, model_cls, identity: ModelIdentity) -> list[TaskPla
             raise CapabilityError(
                 f"model {identity.name!r} cannot run task {cfg.task!r}: it needs capability {cfg.capability!r}, "
                 f"the model has {', '.join(model_cls.capabilities) or 'none'}")
-        docs = load_docs(cfg, run.dataset_overrides.get(cfg.task))
-        total = len(docs)
-        docs = docs[run.offset:]
+        all_docs = load_docs(cfg, run.dataset_overrides.get(cfg.task))
+        total = len(all_docs)
+        docs = all_docs[run.offset:]
         if run.limit is not None:
             docs = docs[: run.limit]
+        docs = with_chain_predecessors(cfg, all_docs, docs)
         if not docs:
             raise ConfigError(f"task {cfg.task}: no docs to run (the dataset has {total}, --offset is {run.offset})")
         items = plan_items(cfg, docs, identity, run.think_modes(), run.seed, model_thinks=model_cls.supports_think)

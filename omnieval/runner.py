@@ -23,7 +23,7 @@ from omnieval.aggregate import stats
 from omnieval.aggregate.summary import summarize
 from omnieval.config import MetricSpec, RunConfig, stable_hash
 from omnieval.errors import OmniEvalError
-from omnieval.metrics.base import Metric
+from omnieval.metrics.base import RETRY, Metric
 from omnieval.models.base import Model
 from omnieval.planning import TaskPlan, plan_run
 from omnieval.progress import progress as progress_bar
@@ -47,6 +47,8 @@ class Runner:
         self._model: Model | None = None
         self._metrics: dict[str, Metric] = {}
         self._plans: list[TaskPlan] | None = None
+        #: one line per metric whose every stored contribution is a transient failure (e.g. the judge was down)
+        self.all_failed: list[str] = []
 
     # -- set-up ---------------------------------------------------------------------------------
     def plan(self) -> list[TaskPlan]:
@@ -66,6 +68,7 @@ class Runner:
         if key not in self._metrics:
             t0 = time.perf_counter()
             self._metrics[key] = get_metric(spec.name)(**spec.options)
+            self._metrics[key].attach_run_dir(Path(self.run.output_path))
             self.timing.load_s += time.perf_counter() - t0
         return self._metrics[key]
 
@@ -94,7 +97,7 @@ class Runner:
         self.check_weights(plans)
         results = ResultsFile(Path(self.run.output_path) / "results.json")
         for plan in plans:
-            mine = list(plan.items[self.run.rank :: self.run.world_size])
+            mine = plan.shard(self.run.rank, self.run.world_size)
             if generate:
                 self._generate(plan, mine)
             else:
@@ -160,6 +163,10 @@ class Runner:
                 raise OmniEvalError(f"task {cfg.task}: metric {spec.result_label} has no score for {len(missing)} items "
                                     f"(first: {first.item_id})")
             contributions[spec.result_label] = found
+            retry = [c[RETRY] for _, c in found if RETRY in c]
+            if found and len(retry) == len(found):
+                self.all_failed.append(f"task {cfg.task}: metric {spec.result_label} failed on all {len(found)} items "
+                                       f"(first: {retry[0]}); they are scored again by the next run")
             score_keys += [scoring.score_key(it, spec) for it, _ in found]
         summary = summarize(plan, self.metrics_of(plan), contributions)
         hashes = TaskHashes(config=cfg.config_hash(), generation=cfg.generation_hash(),

@@ -19,7 +19,7 @@ from typing import Callable
 
 from omnieval.config import MetricSpec, stable_hash
 from omnieval.errors import MediaError
-from omnieval.generation import input_media
+from omnieval.generation import request_media
 from omnieval.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_media
 from omnieval.metrics.base import RETRY, Metric, MetricInput
 from omnieval.planning import TaskPlan, WorkItem
@@ -48,7 +48,7 @@ def metric_input(plan: TaskPlan, item: WorkItem, store: Store, fields: set[str])
             reference = read_media(resolve_media_path(item.doc, reference))
         inp.reference = reference
     if "source" in fields and cfg.fields.media and cap.takes_media and cap.output != "text":
-        inp.source = input_media(cfg, cap, item.doc)
+        inp.source = request_media(plan, item, store)  # what the model edited (a chained item: the previous output)
     return inp
 
 

@@ -51,7 +51,7 @@ from omnieval.errors import MediaError
 #: scored as 0 -- but the item is scored again by the next run (a transient failure, e.g. a judge outage)
 RETRY = "__retry__"
 #: fields of :class:`MetricInput` a metric may need
-INPUT_FIELDS = ("output", "prompt", "reference", "source", "doc")
+INPUT_FIELDS = ("output", "prompt", "reference", "source", "doc", "siblings")
 
 
 @dataclass
@@ -63,7 +63,9 @@ class MetricInput:
     ``prompt``: the text the output should match (the doc's raw prompt field).  ``reference``: the target
     answer (text) or reference media.  ``source``: the input media of an edit.  ``doc``: the full dataset
     record (choices, GenEval metadata, VBench auxiliary info, ...).  ``doc_id`` / ``sample_index``: which doc
-    and which of its samples (metrics whose protocol selects samples per doc use them).
+    and which of its samples (metrics whose protocol selects samples per doc use them).  ``siblings``: the outputs
+    of the doc's other samples in the same think mode, by sample index (loaded only for metrics that need them,
+    e.g. a judge of the consistency of two answers).
     """
 
     item_id: str
@@ -74,6 +76,7 @@ class MetricInput:
     doc: dict = field(default_factory=dict)
     doc_id: str = ""
     sample_index: int = 0
+    siblings: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,10 @@ class Metric(ABC):
         """Called by the runner before anything is generated (``task``: the task it scores, for messages): raise a
         one-line error for data the metric will need and cannot find (e.g. FVD reference statistics).  Default:
         nothing to check."""
+
+    def attach_run_dir(self, path) -> None:
+        """Called by the runner with the run's output folder before scoring; a metric that keeps a cache (e.g. judge
+        replies) puts it under that folder.  Default: nothing."""
 
     # -- conveniences -------------------------------------------------------------------------
     def update(self, inputs: list[MetricInput]) -> None:

@@ -73,7 +73,7 @@ def _txt_entries(path: Path) -> list[str]:
 
 def _msrvtt_entries(path: Path) -> list[str]:
     """``<video_id>.mp4`` of every test video of MSR-VTT's ``test_videodatainfo.json`` (or JSFusion csv row)."""
-    from omnieval.formats.msrvtt import video_ids
+    from omnieval.loaders.msrvtt import video_ids
 
     return [f"{vid}.mp4" for vid in video_ids(path, task="FVD reference")]
 

@@ -1,6 +1,6 @@
 """T2I-ReasonBench scoring as its released ``evaluation/Qwen2.5-VL/eval_<dimension>.py`` computes it.
 
-Per image (the doc's question/criterion dicts come from the release, :mod:`omnieval.formats.t2i_reasonbench`):
+Per image (the doc's question/criterion dicts come from the release, :mod:`omnieval.loaders.t2i_reasonbench`):
 
 1. the judge describes the image: one user message ``[image, "Describe this image."]``;
 2. for each criteria group of the dimension (idiom, textual_image: ``reason_evaluation`` then
@@ -34,18 +34,20 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from omnieval.errors import ConfigError
-from omnieval.metrics.base import RETRY, MeanMetric, MetricInput
-from omnieval.metrics.judge import JudgeClient, JudgeSettings
-from omnieval.metrics.visual_judge import (
+from omnieval.judge import (
+    InvalidReply,
+    JudgeCache,
+    JudgeClient,
+    JudgeSettings,
     image_part,
-    map_workers,
-    png_bytes,
-    sha256_text,
     text_part,
 )
+from omnieval.metrics.base import RETRY, MeanMetric, MetricInput
+from omnieval.metrics.visual_judge import map_workers, png_bytes, sha256_text
 from omnieval.registry import register_metric
 
 DESCRIBE = "Describe this image."
@@ -95,6 +97,13 @@ def parse_group(reply: str) -> float | None:
     return sum(scores) / len(scores)
 
 
+def _group_mean(reply: str) -> float:
+    mean = parse_group(reply)
+    if mean is None:
+        raise InvalidReply("no JSON object with a non-empty numeric score list")
+    return mean
+
+
 def image_scores(dimension: str, group_means: dict[str, float]) -> tuple[float, float]:
     """``(accuracy, quality)`` of one image from its group means, per the dimension's rule."""
     accuracy_groups, quality_group = GROUPS[dimension]  # 0 + 1.0 * x == x and 0 + 0.7 e + 0.3 d: the release's floats
@@ -105,7 +114,8 @@ def image_scores(dimension: str, group_means: dict[str, float]) -> tuple[float, 
                  capability="t2i")
 class T2IReasonBench(MeanMetric):
     """See the module docstring.  Options: the judge (:class:`JudgeSettings`; default a local OpenAI-compatible
-    server with the release's judge model and ``max_tokens`` 1000), ``workers`` concurrent images."""
+    server with the release's judge model and ``max_tokens`` 1000; ``workers``: concurrent images), ``cache``: keep
+    accepted replies under the run folder."""
 
     @dataclass(frozen=True)
     class Options(JudgeSettings):
@@ -113,16 +123,20 @@ class T2IReasonBench(MeanMetric):
         model: str = "Qwen/Qwen2.5-VL-72B-Instruct"
         api_key_env: str = ""
         max_tokens: int = 1000
-        workers: int = 1
+        cache: bool = True
 
     needs: ClassVar[tuple[str, ...]] = ("output", "doc")
     higher_is_better: ClassVar[dict[str, bool]] = {"failed": False}
 
     def __init__(self, *, sleep: Callable[[float], None] = time.sleep, **options: Any):
         super().__init__(**options)
-        if self.options.workers < 1:
-            raise ConfigError("t2i_reasonbench: workers must be >= 1")
+        self.options.check("t2i_reasonbench")
         self.client = JudgeClient(self.options, sleep=sleep)
+
+    def attach_run_dir(self, path: Path) -> None:
+        """Accepted judge replies are cached under the run folder (:class:`~omnieval.judge.JudgeCache`)."""
+        if self.options.cache:
+            self.client.cache = JudgeCache(Path(path) / "judge_cache")
 
     def options_dict(self) -> dict[str, Any]:
         return {**super().options_dict(), "prompt_sha256": sha256_text({"describe": DESCRIBE, "question": QUESTION})}
@@ -143,30 +157,29 @@ class T2IReasonBench(MeanMetric):
         png = png_bytes(item.output, what=f"item {item.item_id} output")
         out: dict[str, Any] = {"dimension": dim, "judge_model": "", "judge_attempts": 0, "replies": []}
 
-        def ask(messages) -> str | None:
-            reply = self.client.chat(messages)
+        def ask(messages, accept=None):
+            reply = self.client.chat(messages, accept=accept)
             out["judge_attempts"] += reply.attempts
-            if reply.failed:
+            if reply.content is None:  # no reply at all: transient, judged again by the next run
                 out.update({RETRY: reply.error or "judge call failed", "judge_error": reply.error, "failed": 1.0})
                 return None
             out["judge_model"] = reply.model
-            out["replies"].append(reply.content or "")
-            return reply.content or ""
+            out["replies"].append(reply.content)
+            return reply
 
-        description = ask(describe_messages(png))
-        if description is None:
+        described = ask(describe_messages(png))
+        if described is None:
             return out
         accuracy_groups, quality_group = GROUPS[dim]
         means: dict[str, float] = {}
         for key in [k for k, _ in accuracy_groups] + [quality_group]:
-            text = ask(group_messages(png, description, item.doc[key]))
-            if text is None:
+            reply = ask(group_messages(png, described.content, item.doc[key]), accept=_group_mean)
+            if reply is None:
                 return out
-            mean = parse_group(text)
-            if mean is None:
+            if reply.failed:  # the release crashes here; recorded as a failure, left out of the means
                 out.update(status=f"unparseable reply to {key}", failed=1.0)
                 return out
-            means[key] = mean
+            means[key] = reply.parsed
         accuracy, quality = image_scores(dim, means)
         out.update({f"group_{k}": v for k, v in means.items()})
         out.update({"status": "ok", "failed": 0.0, "image_accuracy": accuracy, "image_quality": quality,

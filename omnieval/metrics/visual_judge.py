@@ -1,44 +1,29 @@
-"""Pieces shared by the judges that look at a generated image (WISE, T2I-ReasonBench).
+"""Pieces shared by the judges that look at one generated image (WISE, T2I-ReasonBench).
 
-Messages are OpenAI chat messages with content parts: ``{"type": "text", "text": ...}`` and
-``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}``, sent through
-:class:`~omnieval.metrics.judge.JudgeClient` (which passes messages through unchanged).  Images are encoded
-losslessly as PNG (Pillow, default settings): the judge sees exactly the generated pixels.
+Messages and the client are :mod:`omnieval.judge`'s (OpenAI chat format; images as base64 PNG data URLs, encoded by
+Pillow with default settings and not resized, so the judge sees exactly the generated pixels).
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
-
 from omnieval.errors import MediaError
-from omnieval.media import Video, as_uint8_image
+from omnieval.judge import encode_image
+from omnieval.media import Video
 
 
 def png_bytes(image: Any, what: str = "image") -> bytes:
     """PNG bytes of a uint8 ``H x W x 3`` image (a video is refused: these judges score images)."""
-    from PIL import Image
-
     if isinstance(image, Video):
         raise MediaError(f"{what}: the judge scores images, got a video")
-    buf = io.BytesIO()
-    Image.fromarray(as_uint8_image(np.asarray(image), what=what)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def text_part(text: str) -> dict[str, Any]:
-    return {"type": "text", "text": text}
-
-
-def image_part(png: bytes) -> dict[str, Any]:
-    """An ``image_url`` part holding ``png`` as a base64 data URL (always labelled PNG)."""
-    return {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}}
+    try:
+        return encode_image(image)
+    except MediaError as exc:
+        raise MediaError(f"{what}: {exc}") from None
 
 
 def sha256_text(obj: Any) -> str:

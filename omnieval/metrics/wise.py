@@ -34,18 +34,20 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from omnieval.errors import ConfigError
-from omnieval.metrics.base import RETRY, MeanMetric, MetricInput
-from omnieval.metrics.judge import JudgeClient, JudgeSettings
-from omnieval.metrics.visual_judge import (
+from omnieval.judge import (
+    InvalidReply,
+    JudgeCache,
+    JudgeClient,
+    JudgeSettings,
     image_part,
-    map_workers,
-    png_bytes,
-    sha256_text,
     text_part,
 )
+from omnieval.metrics.base import RETRY, MeanMetric, MetricInput
+from omnieval.metrics.visual_judge import map_workers, png_bytes, sha256_text
 from omnieval.registry import register_metric
 
 CATEGORY_RANGES = {
@@ -154,6 +156,14 @@ def parse_scores(text: str) -> dict[str, float]:
     return {}
 
 
+def _all_scores(text: str) -> dict[str, float]:
+    """The three scores of a reply, or InvalidReply (asked again, never cached)."""
+    scores = parse_scores(text)
+    if not set(COMPONENT_WEIGHTS) <= set(scores):
+        raise InvalidReply("no Consistency / Realism / Aesthetic Quality scores")
+    return scores
+
+
 def wiscore(scores: dict[str, float]) -> float:
     return sum(w * scores[k] for k, w in COMPONENT_WEIGHTS.items()) / 2
 
@@ -169,23 +179,30 @@ def overall(category_means: dict[str, float]) -> float | None:
                  capability="t2i")
 class Wise(MeanMetric):
     """See the module docstring.  Options: the judge's endpoint and model (:class:`JudgeSettings`; defaults are
-    lmms-eval's), ``workers`` concurrent judge calls (results do not depend on it)."""
+    lmms-eval's; ``workers``: concurrent images, results do not depend on it), ``cache``: keep accepted replies
+    under the run folder."""
 
     @dataclass(frozen=True)
     class Options(JudgeSettings):
         model: str = "gpt-4o-2024-05-13"
         max_tokens: int = 128
         max_parse_attempts: int = MAX_PARSE_ATTEMPTS
-        workers: int = 1
+        cache: bool = True
 
     needs: ClassVar[tuple[str, ...]] = ("output", "doc")
     higher_is_better: ClassVar[dict[str, bool]] = {"failed": False}
 
     def __init__(self, *, sleep: Callable[[float], None] = time.sleep, **options: Any):
         super().__init__(**options)
-        if self.options.workers < 1 or self.options.max_parse_attempts < 1:
-            raise ConfigError("wise: workers and max_parse_attempts must be >= 1")
+        if self.options.max_parse_attempts < 1:
+            raise ConfigError("wise: max_parse_attempts must be >= 1")
+        self.options.check("wise")
         self.client = JudgeClient(self.options, sleep=sleep)
+
+    def attach_run_dir(self, path: Path) -> None:
+        """Accepted judge replies are cached under the run folder (:class:`~omnieval.judge.JudgeCache`)."""
+        if self.options.cache:
+            self.client.cache = JudgeCache(Path(path) / "judge_cache")
 
     def options_dict(self) -> dict[str, Any]:
         return {**super().options_dict(), "prompt_sha256": sha256_text({"system": SYSTEM, "user": EVAL_PROMPT})}
@@ -197,14 +214,14 @@ class Wise(MeanMetric):
                                "judge_prompt_sha256": sha256_text({"system": SYSTEM, "user": EVAL_PROMPT})}
         scores: dict[str, float] = {}
         raw = ""
-        for _ in range(self.options.max_parse_attempts):
-            reply = self.client.chat(messages)
+        for _ in range(self.options.max_parse_attempts):  # the same request again, as lmms-eval
+            reply = self.client.chat(messages, accept=_all_scores)
             out["judge_attempts"] += reply.attempts
-            if reply.failed:
+            if reply.content is None:  # no reply at all: transient, judged again by the next run
                 return {**out, RETRY: reply.error or "judge call failed", "judge_error": reply.error, "failed": 1.0}
-            raw, out["judge_model"] = reply.content or "", reply.model
-            scores = parse_scores(raw)
-            if set(COMPONENT_WEIGHTS) <= set(scores):
+            raw, out["judge_model"], out["judge_cached"] = reply.content, reply.model, reply.cached
+            if not reply.failed:
+                scores = reply.parsed
                 break
         ok = set(COMPONENT_WEIGHTS) <= set(scores)
         values = {k: scores[k] if ok else 0.0 for k in COMPONENT_WEIGHTS}

@@ -1,4 +1,4 @@
-"""MSR-VTT (Xu et al., 2016) annotations as text-to-video prompts.
+"""``msrvtt``: MSR-VTT (Xu et al., 2016) annotations as text-to-video prompts.
 
 Accepted files (the dataset path):
 
@@ -8,7 +8,7 @@ Accepted files (the dataset path):
 * CLIP4Clip's ``MSRVTT_JSFUSION_test.csv`` (the "1k-A" split): columns ``key, vid_key, video_id, sentence``,
   one sentence per video.
 
-No reference code fixes how zero-shot T2V papers pick prompts from MSR-VTT, so every choice is an option
+No reference code fixes how zero-shot T2V papers pick prompts from MSR-VTT, so every choice is a loader option
 (``dataset.options``), recorded in the task hash:
 
 ``captions``: ``one_per_video`` (default; one doc per video, id = ``video_id``) or ``all`` (one doc per
@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from omnieval.errors import ConfigError
-from omnieval.formats import Source, load_json
+from omnieval.loaders.files import read_json
 
 HINT = ("download MSR-VTT's test annotations test_videodatainfo.json (or CLIP4Clip's MSRVTT_JSFUSION_test.csv) "
         "and set MSRVTT_DIR to the folder holding it")
 OPTIONS = ("captions", "caption_choice", "seed", "split")
+CHOICES = {"captions": ("one_per_video", "all"), "caption_choice": ("seeded", "first")}
 
 
 def _captions(path: Path, task: str, split: str) -> dict[str, list[dict]]:
@@ -45,7 +46,7 @@ def _captions(path: Path, task: str, split: str) -> dict[str, list[dict]]:
         if not rows or not {"video_id", "sentence"} <= set(rows[0]):
             raise ConfigError(f"task {task}: {path}: expected CLIP4Clip's columns video_id, sentence")
         return {r["video_id"]: [{"caption": r["sentence"], "sen_id": i, "category": None}] for i, r in enumerate(rows)}
-    data = load_json(path, task)
+    data = read_json(path, task)
     if not isinstance(data, dict) or not isinstance(data.get("videos"), list) or not isinstance(data.get("sentences"), list):
         raise ConfigError(f"task {task}: {path}: expected MSR-VTT's videodatainfo json (keys videos, sentences)")
     videos = {v["video_id"]: v for v in data["videos"] if v.get("split", split) == split}
@@ -65,22 +66,35 @@ def video_ids(path: Path, task: str = "", split: str = "test") -> list[str]:
     return list(_captions(path, task, split))
 
 
-def read(source: Source) -> list[dict]:
-    source.check_options(OPTIONS)
-    mode = source.option("captions", "one_per_video", ("one_per_video", "all"))
-    choice = source.option("caption_choice", "seeded", ("seeded", "first"))
-    seed = source.option("seed", 0)
-    path = source.local(HINT)
+def read(ctx):
+    from omnieval.loaders import Loaded
+
+    opts = {"captions": "one_per_video", "caption_choice": "seeded", "seed": 0, "split": "test", **ctx.options}
+    for key, allowed in CHOICES.items():
+        if opts[key] not in allowed:
+            raise ConfigError(f"task {ctx.task}: dataset.options.{key} must be one of {allowed}, got {opts[key]!r}")
+    path = ctx.local
+    if not path.is_file():
+        raise ctx.missing(LOADER, f"MSR-VTT annotations not found: {path}")
     records = []
-    for vid, caps in _captions(path, source.task, source.option("split", "test")).items():
-        if mode == "all":
+    for vid, caps in _captions(path, ctx.task, opts["split"]).items():
+        if opts["captions"] == "all":
             chosen = caps
-        elif choice == "first" or len(caps) == 1:
+        elif opts["caption_choice"] == "first" or len(caps) == 1:
             chosen = caps[:1]
         else:
-            chosen = [caps[int(np.random.default_rng([int(seed), zlib.crc32(vid.encode())]).integers(len(caps)))]]
+            chosen = [caps[int(np.random.default_rng([int(opts["seed"]), zlib.crc32(vid.encode())]).integers(len(caps)))]]
         for c in chosen:
-            records.append({"id": vid if mode == "one_per_video" else f"{vid}#{c['sen_id']}", "video_id": vid,
+            records.append({"id": vid if opts["captions"] == "one_per_video" else f"{vid}#{c['sen_id']}", "video_id": vid,
                             "prompt": c["caption"], "sen_id": c["sen_id"], "category": c["category"],
                             "video": f"{vid}.mp4"})
-    return records
+    return Loaded(records, path.parent)
+
+
+def _loader():
+    from omnieval.loaders import Loader
+
+    return Loader(read, needs=HINT, options=OPTIONS)
+
+
+LOADER = _loader()

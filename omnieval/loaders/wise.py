@@ -1,4 +1,4 @@
-"""WISE (Niu et al., 2025): 1,000 world-knowledge text-to-image prompts in six categories.
+"""``wise``: WISE (Niu et al., 2025), 1,000 world-knowledge text-to-image prompts in six categories.
 
 Accepted dataset paths:
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from omnieval.errors import ConfigError
-from omnieval.formats import Source, load_json
+from omnieval.loaders.files import read_json
 
 HINT = ("download the WISE prompts: the hub dataset Yuwei-Niu/WISE (huggingface-cli download --repo-type dataset "
         "Yuwei-Niu/WISE --local-dir DIR) or WISE_legacy/data/*.json of github.com/PKU-YuanGroup/WISE, into DIR")
@@ -35,7 +35,7 @@ def _from_folder(folder: Path, task: str) -> list[dict]:
             raise ConfigError(f"task {task}: {folder} lacks {', '.join(missing)} (the official WISE release has all three)")
         rows = []
         for p in legacy:
-            data = load_json(p, task)
+            data = read_json(p, task)
             if not isinstance(data, list):
                 raise ConfigError(f"task {task}: {p}: expected a JSON list of prompts")
             rows += data
@@ -48,31 +48,30 @@ def _from_folder(folder: Path, task: str) -> list[dict]:
     raise ConfigError(f"task {task}: {folder} holds neither {', '.join(LEGACY_FILES)} nor data/test-*.parquet; {HINT}")
 
 
-def _from_hub(source: Source) -> list[dict]:
-    try:
-        import datasets
+def read(ctx):
+    from omnieval.loaders import Loaded, hub
 
-        ds = datasets.load_dataset(source.text, source.name, revision=source.revision, split=source.split)
-    except Exception as exc:  # offline, missing, wrong revision: all mean "not available here"
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"task {source.task}: cannot load {source.text} (revision {source.revision}): {first}; "
-                          f"{HINT} and pass --dataset {source.task}=DIR") from exc
-    return [dict(r) for r in ds]
-
-
-def read(source: Source) -> list[dict]:
-    source.check_options(())
-    local = source.local(HINT, must_exist=False)
-    looks_local = source.text.startswith((".", "/", "~", "$")) or local is not None
-    if local is not None and local.is_dir():
-        rows = _from_folder(local, source.task)
-    elif looks_local:
-        source.local(HINT)  # raises when the path is missing
-        raise ConfigError(f"task {source.task}: {local} is not a folder; {HINT}")
+    local = ctx.local
+    if local.is_dir():
+        rows = _from_folder(local, ctx.task)
+    elif ctx.path.startswith((".", "/", "~")) or local.exists():
+        raise ctx.missing(LOADER, f"no WISE prompts at {local} (a folder is expected)")
     else:
-        rows = _from_hub(source)
+        try:
+            rows = hub.read(ctx).rows
+        except ConfigError as exc:
+            raise ctx.missing(LOADER, f"cannot load {ctx.path} (revision {ctx.spec.revision}): {str(exc).split(': ', 2)[-1]}") from exc
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or "Prompt" not in row or "prompt_id" not in row:
-            raise ConfigError(f"task {source.task}: WISE record {i} lacks Prompt or prompt_id")
+            raise ConfigError(f"task {ctx.task}: WISE record {i} lacks Prompt or prompt_id")
         row["prompt"] = str(row["Prompt"] or "").strip()  # what the model is asked (lmms-eval's doc_to_text)
-    return sorted(rows, key=lambda r: int(r["prompt_id"]))
+    return Loaded(sorted(rows, key=lambda r: int(r["prompt_id"])), None)
+
+
+def _loader():
+    from omnieval.loaders import Loader
+
+    return Loader(read, needs=HINT)
+
+
+LOADER = _loader()
