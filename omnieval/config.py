@@ -81,6 +81,10 @@ class FieldMap:
     reference: str | None = None    # target answer, or reference media
     choices: str | None = None      # multiple-choice options
     num_samples: str | None = None  # per-doc samples per prompt (VBench: 25 for temporal flickering prompts)
+    #: several questions per doc, each answered as its own sample: sample ``i`` is asked ``doc[prompts[i]]`` (as
+    #: ``{prompt}`` of the template), e.g. ``[Q1, Q2]`` for Video-ChatGPT consistency; metrics see the other
+    #: answers as ``MetricInput.siblings``
+    prompts: tuple[str, ...] = ()
     chain: str | None = None        # id of the doc whose *generated output* is this doc's input (multi-turn editing)
 
 
@@ -122,6 +126,9 @@ class MetricSpec:
     options: dict = field(default_factory=dict)
     label: str | None = None
     where: dict = field(default_factory=dict)
+    #: score only these sample indexes (default: all), e.g. ``[0]`` for a metric that judges a doc's pair of answers
+    #: once, on its first sample
+    samples: tuple[int, ...] = ()
 
     @property
     def result_label(self) -> str:
@@ -347,6 +354,12 @@ def _validate(cfg: TaskConfig, where: str) -> None:
         if getattr(cfg.generation, key) < 1:
             raise ConfigError(f"{where}.generation.{key} must be >= 1")
     _check_template(cfg.prompt_template, f"{where}.prompt_template")
+    if cfg.fields.prompts and (cfg.generation.samples_per_prompt != 1 or cfg.fields.num_samples):
+        raise ConfigError(f"{where}.fields.prompts: one sample per listed question; it cannot be combined with "
+                          f"generation.samples_per_prompt or fields.num_samples")
+    bad_samples = [(m.result_label, i) for m in cfg.metrics for i in m.samples if not isinstance(i, int) or i < 0]
+    if bad_samples:
+        raise ConfigError(f"{where}.metrics: samples of {bad_samples[0][0]} must be sample indexes >= 0, got {bad_samples[0][1]!r}")
     if not cfg.task.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"{where}.task: {cfg.task!r} must be letters, digits, '_' or '-'")
 

@@ -50,30 +50,72 @@ class TaskPlan:
     metrics: tuple[MetricSpec, ...]
 
     def scored_items(self, spec: MetricSpec, items: Iterable[WorkItem] | None = None) -> list[WorkItem]:
-        """The items ``spec`` scores (all, or those whose doc matches its ``where``)."""
+        """The items ``spec`` scores (all, or those whose doc matches its ``where`` and whose sample index is in its
+        ``samples``)."""
         items = self.items if items is None else items
-        return [it for it in items if spec.applies_to(it.doc.fields)] if spec.where else list(items)
+        return [it for it in items if _scores(spec, it)] if spec.where or spec.samples else list(items)
 
     def scored_specs(self, item: WorkItem) -> list[MetricSpec]:
         """The metrics that score ``item``."""
-        return [spec for spec in self.metrics if spec.applies_to(item.doc.fields)]
+        return [spec for spec in self.metrics if _scores(spec, item)]
+
+    def siblings(self, item: WorkItem) -> list[WorkItem]:
+        """The other samples of ``item``'s doc in the same think mode (``fields.prompts``: the other questions)."""
+        return [it for it in self._by_doc().get((item.doc.id, item.think), ()) if it.key != item.key]
+
+    def _by_doc(self) -> dict[tuple[str, str], list[WorkItem]]:
+        index = self.__dict__.get("_doc_index")
+        if index is None:
+            index = {}
+            for it in self.items:
+                index.setdefault((it.doc.id, it.think), []).append(it)
+            object.__setattr__(self, "_doc_index", index)
+        return index
 
     def shard(self, rank: int, world_size: int) -> list[WorkItem]:
         """The items of process ``rank``: every ``world_size``-th item, except that a chain (items linked by
-        ``after``) is never split, so each rank can generate its chains in order without waiting for another."""
-        if not any(it.after for it in self.items):
+        ``after``) is never split, so each rank can generate its chains in order without waiting for another, and
+        the samples of one doc asked several questions (``fields.prompts``) stay together, so a metric comparing
+        them finds them all."""
+        by_doc = bool(self.cfg.fields.prompts)
+        if not by_doc and not any(it.after for it in self.items):
             return list(self.items[rank::world_size])
         root: dict[str, str] = {}
         for it in self.items:
-            root[it.key] = root.get(it.after, it.after) if it.after else it.key
+            own = f"doc:{it.doc.id}" if by_doc else it.key
+            root[it.key] = root.get(it.after, it.after) if it.after else own
         heads = list(dict.fromkeys(root[it.key] for it in self.items))
         mine = set(heads[rank::world_size])
         return [it for it in self.items if root[it.key] in mine]
 
 
-def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
-    fields = dict(doc.fields)
-    if cfg.fields.prompt and cfg.fields.prompt in fields:
+def _scores(spec: MetricSpec, item: WorkItem) -> bool:
+    return spec.applies_to(item.doc.fields) and (not spec.samples or item.sample_index in spec.samples)
+
+
+class _Text(str):
+    """A template field value that accepts a str method as format spec: ``{question:capitalize}``."""
+
+    METHODS = ("capitalize", "lower", "upper", "strip", "lstrip", "rstrip", "title")
+
+    def __format__(self, spec: str) -> str:
+        if spec in self.METHODS:
+            return getattr(str(self), spec)()
+        return format(str(self), spec)
+
+
+def render_prompt(cfg: TaskConfig, doc: Doc, prompt_field: str | None = None) -> str:
+    """The doc's prompt: ``prompt_template`` filled with the doc's fields, plus ``{prompt}`` (the ``fields.prompt``
+    value, or ``prompt_field``'s for one of several questions), ``{choices_text}`` and ``{choices_lines}``.  A text
+    field may be transformed by a str method given as format spec: ``{question:capitalize}`` (lmms-eval's
+    ActivityNet-QA upper-cases the first letter and lower-cases the rest), ``:strip``, ``:lower``, ``:upper``,
+    ``:lstrip``, ``:rstrip``, ``:title``."""
+    fields = {k: _Text(v) if isinstance(v, str) else v for k, v in doc.fields.items()}
+    if prompt_field:
+        if prompt_field not in fields:
+            raise ConfigError(f"task {cfg.task}: doc {doc.id} has no field {prompt_field!r} (fields.prompts)")
+        fields["prompt"] = fields[prompt_field]
+    elif cfg.fields.prompt and cfg.fields.prompt in fields:
         fields.setdefault("prompt", fields[cfg.fields.prompt])
     choices = doc.get(cfg.fields.choices)
     if choices is not None:
@@ -83,6 +125,8 @@ def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
         return cfg.prompt_template.format_map(fields)
     except KeyError as exc:
         raise ConfigError(f"task {cfg.task}: prompt_template uses field {exc.args[0]!r}, missing in doc {doc.id}") from exc
+    except ValueError as exc:  # a format spec the value does not take
+        raise ConfigError(f"task {cfg.task}: prompt_template cannot format doc {doc.id}: {exc}") from exc
 
 
 def format_choices(choices) -> str:
@@ -107,8 +151,11 @@ def plan_items(cfg: TaskConfig, docs: Iterable[Doc], identity: ModelIdentity, th
     items: list[WorkItem] = []
     by_address: dict[tuple[str, int, str], WorkItem] = {}
     for doc in docs:
-        prompt = render_prompt(cfg, doc)
+        prompts = [render_prompt(cfg, doc, f) for f in cfg.fields.prompts] if cfg.fields.prompts else None
+        prompt = render_prompt(cfg, doc) if prompts is None else ""
         for index in range(_num_samples(cfg, doc)):
+            if prompts is not None:
+                prompt = prompts[index]
             for think in modes:
                 s = base_seed + index
                 address = {"model": identity.key(), "gen": gen_hash, "doc": doc.id, "doc_hash": doc.content_hash,
@@ -152,6 +199,8 @@ def with_chain_predecessors(cfg: TaskConfig, all_docs: list[Doc], chosen: list[D
 
 
 def _num_samples(cfg: TaskConfig, doc: Doc) -> int:
+    if cfg.fields.prompts:
+        return len(cfg.fields.prompts)
     value = doc.get(cfg.fields.num_samples) if cfg.fields.num_samples else None
     if value is None:
         return cfg.generation.samples_per_prompt

@@ -131,7 +131,8 @@ class Runner:
         self.timing.generate_s += seconds
 
     def _score(self, plan: TaskPlan, items) -> None:
-        bar = progress_bar(len(items), f"score {plan.cfg.task}", enabled=self.progress)
+        scored = sum(1 for it in items if plan.scored_specs(it))  # (a metric may score only some samples)
+        bar = progress_bar(scored, f"score {plan.cfg.task}", enabled=self.progress)
         scoring.score(plan, items, self.metrics_of(plan), self.store, on_batch=self._count_scoring, progress=bar)
         bar.close()
 

@@ -49,6 +49,13 @@ def metric_input(plan: TaskPlan, item: WorkItem, store: Store, fields: set[str])
         inp.reference = reference
     if "source" in fields and cfg.fields.media and cap.takes_media and cap.output != "text":
         inp.source = request_media(plan, item, store)  # what the model edited (a chained item: the previous output)
+    if "siblings" in fields:
+        inp.siblings = {}
+        for other in plan.siblings(item):
+            rec = store.generation(other.task, other.key)
+            if rec is None:
+                raise MediaError(f"item {item.item_id}: sample {other.sample_index} of the same doc has no generated output")
+            inp.siblings[other.sample_index] = store.load_output(rec)
     return inp
 
 
@@ -57,11 +64,14 @@ def _needs_scoring(record: dict | None) -> bool:
     return record is None or RETRY in record["contribution"]
 
 
+_FIELD_OF = {"source": "media", "siblings": "prompts"}  # the task field that provides an input
+
+
 def _check_inputs(metric: Metric, spec: MetricSpec, inp: MetricInput) -> None:
     for name in metric.required_inputs():
         if getattr(inp, name) is None:
             raise MediaError(f"item {inp.item_id}: metric {spec.result_label} needs the item's {name}, which the task does "
-                             f"not provide (set `fields.{'media' if name == 'source' else name}` in the task YAML)")
+                             f"not provide (set `fields.{_FIELD_OF.get(name, name)}` in the task YAML)")
 
 
 def score(plan: TaskPlan, items: list[WorkItem], metrics: dict[str, Metric], store: Store, *,

@@ -59,7 +59,8 @@ class Loader:
 
 
 def _table() -> dict[str, Loader]:
-    from omnieval.loaders import files, five, hub, loveu_tgve, magicbrush, msrvtt, t2i_reasonbench, v2vbench, wise
+    from omnieval.loaders import (files, five, hub, loveu_tgve, magicbrush, msrvtt, t2i_reasonbench, v2vbench, video_qa,
+                                  wise)
 
     return {
         "file": files.LOADER,
@@ -71,6 +72,8 @@ def _table() -> dict[str, Loader]:
         "msrvtt": msrvtt.LOADER,
         "wise": wise.LOADER,
         "t2i_reasonbench": t2i_reasonbench.LOADER,
+        **video_qa.LOADERS,  # activitynet_qa, msvd_qa, msrvtt_qa, tgif_qa
+        "videochatgpt": video_qa.VIDEOCHATGPT,
     }
 
 
