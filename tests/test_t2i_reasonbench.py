@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_judge import FakeServer, ok
+from judge_fixtures import FakeJudge as FakeServer
+from judge_fixtures import ok
 
 from omnieval.cli import main
 from omnieval.config import load_task_file
@@ -145,7 +146,7 @@ def _tasks(tmp_path: Path, url: str) -> Path:
 
 
 def test_task_through_omnieval_run(tmp_path):
-    from omnieval.metrics.visual_judge import image_part
+    from omnieval.judge import image_part
 
     pred = tmp_path / "pred"
     pred.mkdir()
@@ -155,7 +156,7 @@ def test_task_through_omnieval_run(tmp_path):
         for num in (1, 2):
             write_image(_image(dim, num), pred / dim / f"{num:04d}.png")  # the release's <dimension>/<id>.png layout
             lines.append({"doc_id": f"{dim}_{num:04d}", "file": f"{dim}/{num:04d}.png"})
-            images[image_part(png_bytes(_image(dim, num)))["image_url"]["url"]] = (dim, num)
+            images[image_part(_image(dim, num))["image_url"]["url"]] = (dim, num)
     (pred / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     with _server(images) as server:
         tasks = _tasks(tmp_path, server.url)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_judge import FakeServer, ok
+from judge_fixtures import FakeJudge as FakeServer
+from judge_fixtures import ok
 
 from omnieval.cli import main
 from omnieval.config import load_task_file
@@ -205,7 +206,7 @@ def test_missing_wise_data_is_one_line(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_docs(cfg)  # offline: the hub dataset is not cached here
     assert "\n" not in str(info.value) and "huggingface-cli download --repo-type dataset Yuwei-Niu/WISE" in str(info.value)
-    with pytest.raises(ConfigError, match="dataset not found"):
+    with pytest.raises(ConfigError, match="no WISE prompts at .*nowhere .*huggingface-cli download"):
         load_docs(cfg, str(tmp_path / "nowhere"))
     (tmp_path / "cultural_common_sense.json").write_text("[]")
     with pytest.raises(ConfigError, match="lacks spatio-temporal_reasoning.json, natural_science.json"):
