@@ -122,6 +122,7 @@ def test_pre_step_conventions():
 
 
 # -- UCF-101 through omnieval run ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ucf101_run_needs_stats_then_equals_compute_fvd(env, capsys):
     _tiny_task(env, "ucf101/ucf101_fvd.yaml", "ucf101_fvd_tiny", f"{{path: {UCF / 'classes.jsonl'}}}")
     run = ["run", "--tasks", "ucf101_fvd_tiny", "--include_path", str(env / "tasks"), "--output_path", str(env / "out"),

@@ -171,6 +171,7 @@ def _tiny_task(tmp_path: Path, url: str) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_wise_task_runs_with_omnivideo_tiny_and_predictions(tmp_path):
     with _judge_server() as server:
         tasks = _tiny_task(tmp_path, server.url)
