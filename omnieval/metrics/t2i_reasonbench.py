@@ -31,23 +31,17 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from omnieval.errors import ConfigError
 from omnieval.judge import (
     InvalidReply,
-    JudgeCache,
-    JudgeClient,
-    JudgeSettings,
     image_part,
     text_part,
 )
-from omnieval.metrics.base import RETRY, MeanMetric, MetricInput
-from omnieval.metrics.visual_judge import map_workers, png_bytes, sha256_text
+from omnieval.metrics.base import RETRY, MetricInput
+from omnieval.metrics.visual_judge import ImageJudgeMetric, png_bytes, sha256_text
 from omnieval.registry import register_metric
 
 DESCRIBE = "Describe this image."
@@ -112,31 +106,17 @@ def image_scores(dimension: str, group_means: dict[str, float]) -> tuple[float, 
 
 @register_metric("t2i_reasonbench", description="T2I-ReasonBench: VLM judge on question-criterion pairs; accuracy and quality per dimension (x100)",
                  capability="t2i")
-class T2IReasonBench(MeanMetric):
+class T2IReasonBench(ImageJudgeMetric):
     """See the module docstring.  Options: the judge (:class:`JudgeSettings`; default a local OpenAI-compatible
     server with the release's judge model and ``max_tokens`` 1000; ``workers``: concurrent images), ``cache``: keep
     accepted replies under the run folder."""
 
     @dataclass(frozen=True)
-    class Options(JudgeSettings):
+    class Options(ImageJudgeMetric.Options):
         base_url: str = "http://127.0.0.1:8000/v1"
         model: str = "Qwen/Qwen2.5-VL-72B-Instruct"
         api_key_env: str = ""
         max_tokens: int = 1000
-        cache: bool = True
-
-    needs: ClassVar[tuple[str, ...]] = ("output", "doc")
-    higher_is_better: ClassVar[dict[str, bool]] = {"failed": False}
-
-    def __init__(self, *, sleep: Callable[[float], None] = time.sleep, **options: Any):
-        super().__init__(**options)
-        self.options.check("t2i_reasonbench")
-        self.client = JudgeClient(self.options, sleep=sleep)
-
-    def attach_run_dir(self, path: Path) -> None:
-        """Accepted judge replies are cached under the run folder (:class:`~omnieval.judge.JudgeCache`)."""
-        if self.options.cache:
-            self.client.cache = JudgeCache(Path(path) / "judge_cache")
 
     def options_dict(self) -> dict[str, Any]:
         return {**super().options_dict(), "prompt_sha256": sha256_text({"describe": DESCRIBE, "question": QUESTION})}
@@ -152,7 +132,7 @@ class T2IReasonBench(MeanMetric):
             raise ConfigError(f"item {item.item_id}: the doc lacks the criteria {', '.join(missing)}")
         return dim
 
-    def _judge(self, item: MetricInput) -> dict[str, Any]:
+    def judge(self, item: MetricInput) -> dict[str, Any]:
         dim = self._dimension(item)
         png = png_bytes(item.output, what=f"item {item.item_id} output")
         out: dict[str, Any] = {"dimension": dim, "judge_model": "", "judge_attempts": 0, "replies": []}
@@ -186,11 +166,9 @@ class T2IReasonBench(MeanMetric):
                     f"accuracy_{dim}": accuracy, f"quality_{dim}": quality})
         return out
 
-    def score(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
-        for item in inputs:  # validate before spending judge calls
-            self._dimension(item)
-            png_bytes(item.output, what=f"item {item.item_id} output")
-        return map_workers(self._judge, inputs, self.options.workers)
+    def check_item(self, item: MetricInput) -> None:
+        self._dimension(item)
+        super().check_item(item)
 
     def fold(self, contribution: dict[str, Any]) -> None:
         super().fold({k: v for k, v in contribution.items() if not k.startswith(("group_", "image_"))})

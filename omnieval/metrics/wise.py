@@ -31,23 +31,17 @@ retry (:data:`~omnieval.metrics.base.RETRY`): it is counted as a failure in this
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from omnieval.errors import ConfigError
 from omnieval.judge import (
     InvalidReply,
-    JudgeCache,
-    JudgeClient,
-    JudgeSettings,
     image_part,
     text_part,
 )
-from omnieval.metrics.base import RETRY, MeanMetric, MetricInput
-from omnieval.metrics.visual_judge import map_workers, png_bytes, sha256_text
+from omnieval.metrics.base import RETRY, MetricInput
+from omnieval.metrics.visual_judge import ImageJudgeMetric, png_bytes, sha256_text
 from omnieval.registry import register_metric
 
 CATEGORY_RANGES = {
@@ -177,37 +171,26 @@ def overall(category_means: dict[str, float]) -> float | None:
 
 @register_metric("wise", description="WISE WiScore (lmms-eval 0.7.3): VLM judge consistency/realism/aesthetic, weighted per category",
                  capability="t2i")
-class Wise(MeanMetric):
+class Wise(ImageJudgeMetric):
     """See the module docstring.  Options: the judge's endpoint and model (:class:`JudgeSettings`; defaults are
     lmms-eval's; ``workers``: concurrent images, results do not depend on it), ``cache``: keep accepted replies
     under the run folder."""
 
     @dataclass(frozen=True)
-    class Options(JudgeSettings):
+    class Options(ImageJudgeMetric.Options):
         model: str = "gpt-4o-2024-05-13"
         max_tokens: int = 128
         max_parse_attempts: int = MAX_PARSE_ATTEMPTS
-        cache: bool = True
 
-    needs: ClassVar[tuple[str, ...]] = ("output", "doc")
-    higher_is_better: ClassVar[dict[str, bool]] = {"failed": False}
-
-    def __init__(self, *, sleep: Callable[[float], None] = time.sleep, **options: Any):
+    def __init__(self, **options: Any):
         super().__init__(**options)
         if self.options.max_parse_attempts < 1:
             raise ConfigError("wise: max_parse_attempts must be >= 1")
-        self.options.check("wise")
-        self.client = JudgeClient(self.options, sleep=sleep)
-
-    def attach_run_dir(self, path: Path) -> None:
-        """Accepted judge replies are cached under the run folder (:class:`~omnieval.judge.JudgeCache`)."""
-        if self.options.cache:
-            self.client.cache = JudgeCache(Path(path) / "judge_cache")
 
     def options_dict(self) -> dict[str, Any]:
         return {**super().options_dict(), "prompt_sha256": sha256_text({"system": SYSTEM, "user": EVAL_PROMPT})}
 
-    def _judge(self, item: MetricInput) -> dict[str, Any]:
+    def judge(self, item: MetricInput) -> dict[str, Any]:
         cat = category(item.doc.get("prompt_id", item.doc.get("id")))
         messages = judge_messages(item.doc, png_bytes(item.output, what=f"item {item.item_id} output"))
         out: dict[str, Any] = {"category": cat or "unknown", "judge_model": "", "judge_attempts": 0,
@@ -230,11 +213,6 @@ class Wise(MeanMetric):
         if cat is not None:
             out[f"wiscore_{cat}"] = score
         return out
-
-    def score(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
-        for item in inputs:  # validate before spending judge calls
-            png_bytes(item.output, what=f"item {item.item_id} output")
-        return map_workers(self._judge, inputs, self.options.workers)
 
     def compute(self) -> dict[str, float]:
         means = super().compute()
