@@ -1,4 +1,4 @@
-"""Command line: ``omnieval run | score | ls | leaderboard | weights``.
+"""Command line: ``omnieval run | score | ls | leaderboard | weights | stats``.
 
 Kept import-light (argparse only at module level) so ``omnieval --help`` and ``omnieval ls`` are fast;
 heavy libraries load only inside the subcommand that needs them.  User errors
@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "default: the lowest step)")
     lb.add_argument("--out", required=True, help="folder to write the boards to")
 
+    st = sub.add_parser("stats", help="compute a task's FVD reference statistics once from the official videos (cached)")
+    st.add_argument("--task", required=True, help="task whose fvd metric(s) name the reference set and protocol")
+    st.add_argument("--real", required=True, metavar="DIR", help="folder holding the official videos and split files")
+    st.add_argument("--metric", default=None, help="only the fvd metric with this label")
+    st.add_argument("--batch_size", type=int, default=None)
+    st.add_argument("--out", default=None, metavar="FILE", help="also copy the .npz here")
+    st.add_argument("--include_path", action="append", default=[], help="extra folder of task YAML files")
+
     w = sub.add_parser("weights", help="list metric weights that are present or missing; --download fetches them")
     w.add_argument("--verify", action="store_true", help="check sha256 checksums of present files")
     w.add_argument("--download", action="store_true",
@@ -107,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"run": cmd_run, "score": cmd_score, "export": cmd_export, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
-                "weights": cmd_weights}[args.command](args)
+                "weights": cmd_weights, "stats": cmd_stats}[args.command](args)
     except OmniEvalError as exc:
         print(f"omnieval: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -273,6 +281,16 @@ def cmd_leaderboard(args) -> int:
                             compare=args.compare, baseline=args.baseline)
     for path in written:
         print(path)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from omnieval.fvd_stats import task_stats
+
+    for s in task_stats(args.task, args.real, metric=args.metric, include_path=tuple(args.include_path),
+                        batch_size=args.batch_size, out=args.out):
+        print(f"{s['task']} {s['metric']}: preset {s['preset']} (protocol {s['protocol_hash']}, real side {s['reference_hash']}), "
+              f"reference {s['reference_set']} files {s['files_sha256']}: {s['n']} videos -> {s['path']}")
     return 0
 
 

@@ -80,6 +80,9 @@ class Runner:
             return
         files = [f for plan in plans for metric in self.metrics_of(plan).values() for f in weights.option_files(metric)]
         weights.require(weights.required_for_tasks([p.cfg for p in plans], build=self.metric), files=files)
+        for plan in plans:  # other data a metric needs (e.g. FVD reference statistics), also before generating
+            for spec in plan.metrics:
+                self.metric(spec).check_ready(plan.cfg.task)
 
     def _load_model(self) -> Model:
         if self._model is None:

@@ -61,7 +61,8 @@ class Loader:
 
 
 def _table() -> dict[str, Loader]:
-    from omnieval.loaders import files, five, hub, loveu_tgve, magicbrush, v2vbench, video_qa
+    from omnieval.loaders import (files, five, hub, loveu_tgve, magicbrush, msrvtt, t2i_reasonbench, v2vbench, video_qa,
+                                  wise)
 
     return {
         "file": files.LOADER,
@@ -70,6 +71,9 @@ def _table() -> dict[str, Loader]:
         "loveu_tgve": loveu_tgve.LOADER,
         "v2vbench": v2vbench.LOADER,
         "five": five.LOADER,
+        "msrvtt": msrvtt.LOADER,
+        "wise": wise.LOADER,
+        "t2i_reasonbench": t2i_reasonbench.LOADER,
         **video_qa.LOADERS,  # activitynet_qa, msvd_qa, msrvtt_qa, tgif_qa
         "videochatgpt": video_qa.VIDEOCHATGPT,
     }

@@ -23,7 +23,8 @@ metric may report several names (e.g. GenEval per tag and ``overall``).
 The rest of the contract, with defaults the runner honours: :attr:`Metric.needs` (the :class:`MetricInput`
 fields that must be present; only those are loaded, and a missing one is an error naming the item),
 :meth:`Metric.required_weights` (manifest ids checked before anything is generated; default
-:attr:`Metric.weights`), :meth:`Metric.result_info` (what to record next to the value, e.g. the FVD protocol),
+:attr:`Metric.weights`), :meth:`Metric.check_ready` (data other than weights, checked before generation),
+:meth:`Metric.result_info` (what to record next to the value, e.g. the FVD protocol),
 :attr:`Metric.batch_size` (items per ``contributions`` call), :attr:`Metric.bootstrap` /
 :attr:`Metric.bootstrap_iters` / :attr:`Metric.cluster_fields` (how the doc-level bootstrap may resample it), and
 an optional vectorised form for resampling, ``additive_state() -> {key: float}`` (the state as numbers that add
@@ -209,8 +210,15 @@ class Metric(ABC):
         return list(self.weights)
 
     def result_info(self) -> dict[str, Any]:
-        """What to record next to the computed value (protocol, counts); called after :meth:`compute`."""
+        """What to record next to the computed value (protocol, counts); called after :meth:`compute`.  A
+        ``comparable_as`` string says which values of this metric may be compared (leaderboards never put values
+        with different strings side by side, e.g. FVDs of different protocols or reference sets)."""
         return {}
+
+    def check_ready(self, task: str = "") -> None:
+        """Called by the runner before anything is generated (``task``: the task it scores, for messages): raise a
+        one-line error for data the metric will need and cannot find (e.g. FVD reference statistics).  Default:
+        nothing to check."""
 
     def attach_run_dir(self, path) -> None:
         """Called by the runner with the run's output folder before scoring; a metric that keeps a cache (e.g. judge
