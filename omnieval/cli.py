@@ -207,7 +207,8 @@ def _saved_runner(output_path: str, **overrides):
     unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(RunConfig)})
     if unknown or "output_path" not in raw:
         raise OmniEvalError(f"{path}: not a run configuration (unknown keys {unknown} or no output_path)")
-    raw.update(predict_only=False, rank=0, world_size=1, **overrides)
+    # the folder given, not the one recorded: a run folder may have been moved or copied since
+    raw.update(predict_only=False, rank=0, world_size=1, output_path=str(output_path), **overrides)
     for key in ("tasks", "include_path"):
         raw[key] = tuple(raw.get(key) or ())
     return Runner(RunConfig(**raw))

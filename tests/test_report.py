@@ -233,3 +233,59 @@ def test_negative_embed_cap_is_refused(saved_run, capsys):
     run, _ = saved_run
     assert main(["report", "--output_path", str(run), "--embed", "--max-embed-mb", "-1"]) == 2
     assert "--max-embed-mb must be >= 0" in capsys.readouterr().err
+
+
+def test_unscored_run_and_a_metric_that_cannot_be_built(tmp_path, monkeypatch):
+    """A --predict_only run (no scores, no results) with one generation record lost: every item is a card, the lost
+    one says 'no output', the others 'not scored'; a metric whose construction fails (e.g. missing weights) after
+    scoring shows its stored numeric fields and says why."""
+    tasks = rf.write_tasks(tmp_path / "tasks")
+    run = tmp_path / "run"
+    args = ["run", "--model", "fake-test", "--tasks", "r_t2i", "--think", "both", "--output_path", str(run),
+            "--include_path", str(tasks)]
+    assert main([*args, "--predict_only"]) == 0
+    log = run / "samples" / "r_t2i.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    lost = json.loads(lines[0])
+    log.write_text("".join(lines[1:]))
+    assert main(["report", "--output_path", str(run)]) == 0
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert len(_parse(run / "report.html").cards) == 8
+    kinds = re.findall(r'<tr data-task="r_t2i" data-kind="([^"]+)"', html)
+    assert kinds.count("no output") == 1 and kinds.count("not scored") == 2 * 15  # two metrics x the 15 other items
+    assert "no results for this task" in html
+    assert re.search(rf'<tr data-task="r_t2i" data-kind="no output"><td class="text">r_t2i</td><td class="text">'
+                     rf'<a href="#i-[0-9a-f]+">{lost["doc_id"]}</a></td><td class="text">{lost["sample_index"]}</td>'
+                     rf'<td class="text">{lost["think"]}</td>', html)
+
+    # score it, then make the brightness metric unbuildable for the report
+    log.write_text("".join(lines))
+    assert main(args) == 0
+    from harness_fixtures import Brightness
+
+    from omnieval.errors import OmniEvalError
+
+    def unbuildable(self, **options):
+        raise OmniEvalError("weights test_brightness.pt missing: put it in $OMNIEVAL_WEIGHTS_DIR")
+
+    monkeypatch.setattr(Brightness, "__init__", unbuildable)
+    assert main(["report", "--output_path", str(run)]) == 0
+    page = _parse(run / "report.html")
+    keys = [json.loads(a["data-keys"]) for _, a in page.cards]
+    assert all("off:test_brightness/brightness" in k for k in keys)  # the stored field stands in for the value
+    assert "weights test_brightness.pt missing" in (run / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_moved_run_folder_is_reported_where_it_is(saved_run, tmp_path):
+    import shutil
+
+    run, _ = saved_run
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved, ignore=shutil.ignore_patterns("report_assets", "*.html"))
+    assert main(["report", "--output_path", str(moved)]) == 0
+    page = _parse(moved / "report.html")
+    for tag, a in page.media:
+        src = a.get("src") or a.get("data-poster")
+        if src:
+            assert (moved / src).is_file() and not (moved / src).resolve().is_relative_to(run.resolve()), src
+    assert (moved / "report_assets" / "videos").is_dir()
