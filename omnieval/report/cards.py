@@ -65,8 +65,12 @@ class MediaHTML:
 
 
 def _fields_html(view: ItemView) -> str:
-    """Per metric, its text fields (parsed answer, target, reasons) and notes; all stored records in one <details>."""
+    """Per metric, its text fields (parsed answer, target, reasons) and notes; the generation record (seed, seconds,
+    the model's info) and every stored score record in one <details>."""
     visible, records = [], []
+    if view.record is not None:
+        gen = {k: view.record.get(k) for k in ("seed", "seconds", "info", "artifact", "artifact_sha256") if k in view.record}
+        records.append(f"<dt>generation</dt><dd><code>{esc(json.dumps(gen, sort_keys=True, default=str, ensure_ascii=False))}</code></dd>")
     for m in view.metrics:
         text = {k: v for k, v in m.fields.items() if isinstance(v, str) and k != RETRY}
         note = f'<span class="muted">{esc(m.note)}</span>' if m.note else ""
@@ -78,7 +82,7 @@ def _fields_html(view: ItemView) -> str:
         records.append(f"<dt>{esc(m.label)}</dt><dd><code>{esc(raw)}</code></dd>")
     if not records:
         return "".join(visible)
-    return "".join(visible) + (f'<details class="records"><summary>stored score records ({len(records)})</summary>'
+    return "".join(visible) + (f'<details class="records"><summary>stored records ({len(records)})</summary>'
                                f'<dl>{"".join(records)}</dl></details>')
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from omnieval.report.collect import TaskView, collect_task
 from omnieval.report.media import DESCRIPTION, AssetWriter
 from omnieval.report.urls import DEFAULT_MAX_EMBED_MB, Linker
 from omnieval.results import Results, read_results
+from omnieval.store import atomic_write_text
 from omnieval.web import page as web
 from omnieval.web.table import Cell, Column, Row, Table, esc, number_cell, to_html
 
@@ -221,10 +221,5 @@ def write_report(runner, out: Path | None = None, *, embed: bool = False, max_em
     sections.insert(0, overview(runner, results, views, media, linker))
     html = web.page(f"omnieval report: {name}", sections, subtitle=str(run_dir), extra=("report.css", "report.js"),
                     footer="Rendered by omnieval report from the run folder (no model loaded).")
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")  # created with the umask's mode (a page to share), then renamed
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(out, html)
     return out
