@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from omnieval.errors import OmniEvalError
-from omnieval.leaderboard.ablations import ablation_rows
+from omnieval.leaderboard.ablations import COLUMNS, ablation_rows
 from omnieval.leaderboard.entries import Run
 from omnieval.leaderboard.layouts import load_layouts
 from omnieval.progress import progress as progress_bar
@@ -70,13 +70,11 @@ def metric_table(view: TaskView) -> Table | None:
                          "(see Provenance: statistics); metric[field=value] rows are the group_by breakdown.")
 
 
-def ablation_table(view: TaskView, results: Results) -> Table | None:
+def ablation_table(view: TaskView) -> Table | None:
     """The leaderboard's ablation rows for this task (off / on / Δ, CI, exact p), without its model and task columns."""
     if not view.ablations:
         return None
     data = {"ablations": {view.task: {k: dataclasses.asdict(v) for k, v in view.ablations.items()}}}
-    from omnieval.leaderboard.ablations import COLUMNS
-
     rows = ablation_rows(Run(Path("."), data), "", load_layouts())
     keep = [i for i, c in enumerate(COLUMNS) if c.key not in ("model", "task")]
     for row in rows:
@@ -109,7 +107,7 @@ def task_section(view: TaskView, results: Results | None, run_dir: Path, media: 
     table = metric_table(view)
     body.append(web.scroll(to_html(table)) if table else '<p class="muted">no results for this task in results.json '
                                                          '(run <code>omnieval score</code> to aggregate them)</p>')
-    abl = ablation_table(view, results) if results is not None else None
+    abl = ablation_table(view)
     if abl is not None:
         body.append(f"<h3>Think off vs on</h3>{web.scroll(to_html(abl))}")
     options = (results.metric_options.get(view.task) if results else None) or {s.result_label: {"name": s.name, "options": s.options}
