@@ -1,4 +1,4 @@
-"""Command line: ``omnieval run | score | ls | leaderboard | weights | stats``.
+"""Command line: ``omnieval run | score | export | report | stats | ls | leaderboard | weights``.
 
 Kept import-light (argparse only at module level) so ``omnieval --help`` and ``omnieval ls`` are fast;
 heavy libraries load only inside the subcommand that needs them.  User errors
@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--task", required=True)
     ex.add_argument("--format", default="vbench", choices=("vbench",))
     ex.add_argument("--dest", required=True, help="destination folder")
+
+    rp = sub.add_parser("report", help="one self-contained HTML page of a run: items, think on/off, scores, failures",
+                        description="Builds RUN/report.html (or --out) from a folder written by `omnieval run`, without "
+                                    "loading the model; browser-playable video copies go to RUN/report_assets/.")
+    rp.add_argument("--output_path", required=True, help="a folder written by `omnieval run`")
+    rp.add_argument("--out", default=None, help="HTML file to write (default: OUTPUT_PATH/report.html)")
+    rp.add_argument("--embed", action="store_true", help="embed media as data: URLs (up to --max-embed-mb), else link them")
+    rp.add_argument("--max-embed-mb", type=float, default=None, dest="max_embed_mb",
+                    help="cap on the embedded media's total size in MB (default 64); later files are linked")
 
     ls = sub.add_parser("ls", help="list tasks, models or metrics")
     ls.add_argument("what", choices=("tasks", "models", "metrics", "groups"))
@@ -114,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     from omnieval.errors import OmniEvalError
 
     try:
-        return {"run": cmd_run, "score": cmd_score, "export": cmd_export, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
-                "weights": cmd_weights, "stats": cmd_stats}[args.command](args)
+        return {"run": cmd_run, "score": cmd_score, "export": cmd_export, "report": cmd_report, "stats": cmd_stats, "ls": cmd_ls,
+                "leaderboard": cmd_leaderboard, "weights": cmd_weights}[args.command](args)
     except OmniEvalError as exc:
         print(f"omnieval: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -208,7 +217,8 @@ def _saved_runner(output_path: str, **overrides):
     unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(RunConfig)})
     if unknown or "output_path" not in raw:
         raise OmniEvalError(f"{path}: not a run configuration (unknown keys {unknown} or no output_path)")
-    raw.update(predict_only=False, rank=0, world_size=1, **overrides)
+    # the folder given, not the one recorded: a run folder may have been moved or copied since
+    raw.update(predict_only=False, rank=0, world_size=1, output_path=str(output_path), **overrides)
     for key in ("tasks", "include_path"):
         raw[key] = tuple(raw.get(key) or ())
     return Runner(RunConfig(**raw))
@@ -236,6 +246,16 @@ def cmd_export(args) -> int:
     runner = _saved_runner(args.output_path)
     written = export_run(runner.plan(), runner.store, args.task, Path(args.dest), args.format)
     print(f"exported {len(written)} files to {args.dest}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from omnieval.report.render import write_report
+    from omnieval.report.urls import DEFAULT_MAX_EMBED_MB
+
+    runner = _saved_runner(args.output_path)
+    max_mb = DEFAULT_MAX_EMBED_MB if args.max_embed_mb is None else args.max_embed_mb
+    print(write_report(runner, Path(args.out) if args.out else None, embed=args.embed, max_embed_mb=max_mb))
     return 0
 
 
