@@ -8,6 +8,7 @@ network receives, plus the call's arguments), so every pixel of the protocol's p
 from __future__ import annotations
 
 import json
+import shutil
 import re
 from pathlib import Path
 
@@ -160,8 +161,9 @@ def test_ucf101_predictions_and_other_reference_set_refused(env, tmp_path, capsy
     tests = [line.strip() for line in (UCF / "ucfTrainTestlist" / "testlist01.txt").read_text().splitlines()]
     lines = []
     for doc, rel in zip(("1", "37", "101"), tests):
+        shutil.copy(UCF / "UCF-101" / rel, pred / Path(rel).name)  # manifest files live inside path=
         for s in range(2):
-            lines.append({"doc_id": doc, "sample_index": s, "think": "off", "file": str(UCF / "UCF-101" / rel)})
+            lines.append({"doc_id": doc, "sample_index": s, "think": "off", "file": Path(rel).name})
     (pred / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert main(["stats", "--task", "ucf101_fvd", "--real", str(UCF)]) == 0
     capsys.readouterr()
@@ -170,7 +172,7 @@ def test_ucf101_predictions_and_other_reference_set_refused(env, tmp_path, capsy
             "--dataset", f"ucf101_fvd={UCF / 'classes.jsonl'}", "--output_path", str(out)]
     assert main(args) == 0
     value = json.loads((out / "results.json").read_text())["results"]["ucf101_fvd"]["fvd"]["value"]
-    fake = [Path(x["file"]) for x in lines]
+    fake = [pred / x["file"] for x in lines]
     assert value == pytest.approx(fvd.compute_fvd([p for _, p in list_files(UCF, UCF_REF)], fake, preset="styleganv_256"), rel=1e-9)
 
     # statistics made from another set under the same protocol must not be used for this one
