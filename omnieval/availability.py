@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from omnieval.config import TaskConfig
+from omnieval.errors import ConfigError
 
 #: organisations whose datasets lmms-eval renamed (0.7.3 says ``lmms-eval/``, older caches hold ``lmms-lab___``)
 ORG_ALIASES = {"lmms-eval": ("lmms-lab",), "lmms-lab": ("lmms-eval",)}
@@ -39,32 +40,55 @@ def task_status(cfg: TaskConfig) -> TaskStatus:
 
 
 # -- dataset ----------------------------------------------------------------------------------------------------------
-def _dataset(cfg: TaskConfig, status: TaskStatus) -> None:
-    spec = cfg.dataset
-    local = Path(spec.path) if Path(spec.path).is_absolute() else cfg.base_dir() / spec.path
-    if local.exists():
-        status.items = _count_local(cfg, local)
-        return
-    from omnieval.tasks import hub_fix, looks_local
+_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
-    if looks_local(spec.path):
-        status.missing.append(f"dataset file {local} not found")
+
+def _dataset(cfg: TaskConfig, status: TaskStatus) -> None:
+    """Count the docs or say what is missing.  Only the ``file`` loader's data (and a hub cache) is counted without
+    reading it; an official layout read by a named loader (:mod:`omnieval.loaders`) is only checked to exist."""
+    from omnieval.loaders import get_loader
+    from omnieval.loaders.files import looks_local
+    from omnieval.loaders.hub import hub_fix
+
+    spec = cfg.dataset
+    loader = get_loader(spec.loader) if spec.loader else None
+    fixture = " (or try it on its bundled fixture: --fixtures)" if spec.fixture else ""
+    unset = [a or b for a, b in _VAR.findall(spec.path) if not os.environ.get(a or b)]
+    if unset:
+        status.missing.append(f"dataset: {', '.join(unset)} is not set; {loader.needs if loader else spec.download or 'set it'}"
+                              + fixture)
         return
-    configs = spec.configs or (spec.name,)
-    counts = [_cached_rows(spec.path, config, spec.split) for config in configs]
+    path = os.path.expanduser(os.path.expandvars(spec.path))
+    local = Path(path) if Path(path).is_absolute() else cfg.base_dir() / path
+    if local.exists():
+        status.items = _count_local(cfg, local) if spec.loader in (None, "file") else None
+        return
+    if looks_local(path) or spec.loader == "file":
+        status.missing.append(f"dataset {local} not found; {loader.needs if loader else 'give the file as dataset.path'}"
+                              + fixture)
+        return
+    if loader is not None and spec.loader != "hub":  # an official layout's loader given a hub id (WISE)
+        if not (_hub_snapshot(path) or _cached_rows(path, spec.name, spec.split) is not None):
+            status.missing.append(f"dataset {path}: {loader.needs}" + fixture)
+        return
+    configs = spec.options.get("configs") or (spec.name,)
+    counts = [_cached_rows(path, config, spec.split) for config in configs]
     if all(c is not None for c in counts):
         status.items = sum(counts)
-    elif not _hub_snapshot(spec.path):
-        what = f"hub dataset {spec.path}" + (f" (config {spec.name})" if spec.name else "")
-        status.missing.append(f"{what}: {hub_fix(spec, spec.path, cfg.task)}"
-                              + (" (or try it on its bundled fixture: --fixtures)" if spec.fixture else ""))
+    elif not _hub_snapshot(path):
+        what = f"hub dataset {path}" + (f" (config {spec.name})" if spec.name else "")
+        status.missing.append(f"{what}: {hub_fix(spec, path, cfg.task)}" + fixture)
 
 
 def _count_local(cfg: TaskConfig, path: Path) -> int | None:
-    spec = cfg.dataset
-    if path.is_dir() and spec.configs and spec.data_files:
-        counts = [_count_file(path / spec.data_files.format(config=c)) for c in spec.configs]
-        return None if any(c is None for c in counts) else sum(counts)
+    from omnieval.loaders.configs import Configs
+
+    try:
+        configs = Configs.from_options(cfg.dataset.options, cfg.task)
+    except ConfigError:  # reported when the task runs
+        return None
+    if configs.names:
+        return configs.count_local(path, _count_file)
     if path.is_dir():
         return sum(1 for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     return _count_file(path)
@@ -139,7 +163,6 @@ def _hub_snapshot(repo: str) -> bool:
 
 
 # -- media --------------------------------------------------------------------------------------------------------------
-_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
 def _media(cfg: TaskConfig, status: TaskStatus) -> None:
@@ -161,7 +184,7 @@ def _media(cfg: TaskConfig, status: TaskStatus) -> None:
 def _judges(cfg: TaskConfig, status: TaskStatus) -> None:
     for spec in cfg.metrics:
         options = spec.options
-        if spec.name == "judge_score":
+        if "base_url" in options or "api_key_env" in options:  # a judged metric (omnieval.judge.JudgeSettings)
             settings = options
         elif isinstance(options.get("judge"), dict) and options["judge"]:
             settings = options["judge"]
@@ -173,6 +196,7 @@ def _judges(cfg: TaskConfig, status: TaskStatus) -> None:
             continue
         key_env = settings.get("api_key_env", "OPENAI_API_KEY")
         base = settings.get("base_url", "https://api.openai.com/v1")
-        if key_env and not os.environ.get(key_env):
-            status.missing.append(f"judge endpoint {base}: set {key_env} (its API key), or api_key_env: '' in the "
-                                  f"metric options for a local server without authentication")
+        line = (f"judge endpoint {base}: set {key_env} (its API key), or api_key_env: '' in the metric options for a "
+                f"local server without authentication")
+        if key_env and not os.environ.get(key_env) and line not in status.missing:
+            status.missing.append(line)

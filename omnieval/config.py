@@ -25,6 +25,8 @@ import functools
 import hashlib
 import json
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -52,29 +54,33 @@ class DatasetSpec:
 
     ``path``: a local ``.jsonl``/``.json``/``.csv``/``.parquet`` file or a folder (relative to the task file), or a
     Hugging Face ``datasets`` path (then ``name``, ``revision`` and ``split`` apply).  ``media_root``: folder that
-    relative media paths in the docs are resolved against (default: the data file's folder); ``$VAR``/``${VAR}`` are
-    expanded.  ``media_template``: turns the media field's value into a file name, e.g. ``"{}.mp4"`` for
-    Video-MME's ``videoID``; ``{}`` is the value and ``{field}`` any doc field (MVBench: ``"{media_dir}/{}"``).
-    ``media_alternatives``: more templates tried in order when the first names no file (``"{}.MP4"``).
-
-    Several configs (MVBench's 20 sub-tasks): ``configs`` lists them; each is loaded (hub: as ``name``; a local folder:
-    the file ``data_files`` names, ``{config}`` replaced) and its docs get ``config_field: <config>`` plus the
-    constant fields ``config_fields[<config>]``.  ``fixture``: a bundled tiny copy in the same format (relative to the
-    task file; ``omnieval run --fixtures`` uses it, and every ``${VAR}`` of ``media_root`` then means its folder).
-    ``download``: what to download and where to put it -- the one line shown when the data or media are missing.
+    relative media paths in the docs are resolved against (default: the data file's folder).  ``media_template``:
+    turns the media field's value into a file name, e.g. ``"{}.mp4"`` for Video-MME's ``videoID``; ``{}`` is the
+    value and ``{field}`` any doc field (MVBench: ``"{media_dir}/{}"``).  ``media_alternatives``: more templates
+    tried in order when the first names no file (``"{}.MP4"``).  ``path`` and ``media_root`` may name environment
+    variables (``${MAGICBRUSH_DIR}``).
+    ``loader``: a named reader of an official layout (:func:`omnieval.loaders.loaders`, e.g. ``magicbrush``,
+    ``loveu_tgve``, ``v2vbench``, ``five``, or ``hub``/``file`` to force one of the default readers), with its
+    ``options`` (``hub``/``file``: several configs, :mod:`omnieval.loaders.configs`); ``None`` picks a local
+    file/folder if ``path`` exists, else a hub dataset.  ``where``: a record filter (field -> required value), e.g.
+    one language of a bilingual benchmark.
+    ``fixture``: a bundled tiny copy in the same layout (relative to the task file; ``omnieval run --fixtures`` reads
+    it with the same loader, and every ``${VAR}`` of ``media_root`` then means its folder).  ``download``: what to
+    download and where to put it -- the one line shown when the media are missing.  Neither is hashed (they say
+    where a copy is, not what the model is asked).
     """
 
     path: str
+    loader: str | None = None
+    options: dict = field(default_factory=dict)
+    #: keep only the records whose field equals the value (e.g. ``{instruction_language: en}``), before ids are read
+    where: dict = field(default_factory=dict)
     name: str | None = None
     revision: str | None = None
     split: str = "test"
     media_root: str | None = None
     media_template: str = "{}"
     media_alternatives: tuple[str, ...] = ()
-    configs: tuple[str, ...] = ()
-    config_field: str = "config"
-    config_fields: dict = field(default_factory=dict)
-    data_files: str | None = None
     fixture: str | None = None
     download: str = ""
 
@@ -99,6 +105,11 @@ class FieldMap:
     choices_skip: tuple[str, ...] = ()
     choices_strip: bool = False
     choices_in_prompt: bool = False
+    #: several questions per doc, each answered as its own sample: sample ``i`` is asked ``doc[prompts[i]]`` (as
+    #: ``{prompt}`` of the template), e.g. ``[Q1, Q2]`` for Video-ChatGPT consistency; metrics see the other
+    #: answers as ``MetricInput.siblings``
+    prompts: tuple[str, ...] = ()
+    chain: str | None = None        # id of the doc whose *generated output* is this doc's input (multi-turn editing)
 
     def __post_init__(self):
         if isinstance(self.choices, list):
@@ -183,6 +194,9 @@ class MetricSpec:
     options: dict = field(default_factory=dict)
     label: str | None = None
     where: dict = field(default_factory=dict)
+    #: score only these sample indexes (default: all), e.g. ``[0]`` for a metric that judges a doc's pair of answers
+    #: once, on its first sample
+    samples: tuple[int, ...] = ()
 
     @property
     def result_label(self) -> str:
@@ -243,10 +257,12 @@ class TaskConfig:
 #: keys added after results were first stored: hashed only when set (not at their default), so that adding them
 #: changed no existing task's hashes (nor any stored work item's key)
 _LATE_KEYS: dict[str | None, tuple[str, ...]] = {
-    "dataset": ("media_alternatives", "configs", "config_field", "config_fields", "data_files", "fixture", "download"),
+    "dataset": ("media_alternatives",),
     "fields": ("choices_skip", "choices_strip", "choices_in_prompt"),
     None: ("frames",),
 }
+#: dataset keys never hashed: where a bundled copy is and how to download the data (not what the model is asked)
+_UNHASHED_DATASET_KEYS = ("fixture", "download")
 
 
 def _late_defaults() -> dict[str | None, dict[str, Any]]:
@@ -260,8 +276,10 @@ def _late_defaults() -> dict[str | None, dict[str, Any]]:
 
 
 def _hash_view(d: dict) -> dict:
-    """``d`` (a :meth:`TaskConfig.to_dict`) without the late keys that are at their default."""
+    """``d`` (a :meth:`TaskConfig.to_dict`) without the late keys that are at their default and without the
+    unhashed dataset keys."""
     out = dict(d)
+    out["dataset"] = {k: v for k, v in out["dataset"].items() if k not in _UNHASHED_DATASET_KEYS}
     for part, defaults in _late_defaults().items():
         target = out if part is None else dict(out[part])
         for key, default in defaults.items():
@@ -409,10 +427,30 @@ def load_task_file(path: str | Path) -> list[TaskConfig]:
             metrics = doc.get("metrics") or []
             metrics = metrics if isinstance(metrics, list) else [metrics]  # one metric may be given bare
             doc["metrics"] = [m if isinstance(m, dict) else {"name": m} for m in metrics]
+            for m in doc["metrics"]:
+                if isinstance(m.get("options"), dict):
+                    m["options"] = expand_env(m["options"])
         cfg = build(TaskConfig, doc, where)
         _validate(cfg, where)
         out.append(cfg)
     return out
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any) -> Any:
+    """``${VAR}`` and ``${VAR:-default}`` in strings (recursively in lists and mappings) replaced by the environment's
+    value (``default`` when ``VAR`` is unset or empty).  Metric options are expanded when the task file is read, so
+    the hashes and results hold the values used (e.g. the judge model); an unset ``${VAR}`` without a default is
+    left as written, for the metric to report when it is built."""
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) if m.group(2) is not None else m.group(0)), value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
 
 
 def _validate(cfg: TaskConfig, where: str) -> None:
@@ -423,6 +461,12 @@ def _validate(cfg: TaskConfig, where: str) -> None:
         raise ConfigError(f"{where}.think: {bad} not in {THINK_MODES}")
     _validate_generation(cfg.generation, f"{where}.generation")
     _check_template(cfg.prompt_template, f"{where}.prompt_template")
+    if cfg.fields.prompts and (cfg.generation.samples_per_prompt != 1 or cfg.fields.num_samples):
+        raise ConfigError(f"{where}.fields.prompts: one sample per listed question; it cannot be combined with "
+                          f"generation.samples_per_prompt or fields.num_samples")
+    bad_samples = [(m.result_label, i) for m in cfg.metrics for i in m.samples if not isinstance(i, int) or i < 0]
+    if bad_samples:
+        raise ConfigError(f"{where}.metrics: samples of {bad_samples[0][0]} must be sample indexes >= 0, got {bad_samples[0][1]!r}")
     if not cfg.task.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"{where}.task: {cfg.task!r} must be letters, digits, '_' or '-'")
 

@@ -1,7 +1,9 @@
 """The model-call adapter: work items -> typed :class:`~omnieval.models.base.Request` batches -> checked outputs
 in the store.
 
-Requests of one task are batched by think mode (``generation.batch_size`` per call).  Input media (``understand``
+Requests of one task are batched by think mode (``generation.batch_size`` per call).  A chained item (multi-turn
+editing, ``fields.chain``) takes the stored output of the item it continues as its input, so items are generated
+in waves: an item is ready once its predecessor's output is in the store (which also makes resume exact).  Input media (``understand``
 and edit tasks) are read from the doc's media field and checked against the capability's input kinds; outputs
 are checked against its output kind before anything is written, so a wrong or non-finite output never becomes a
 scored artifact.
@@ -15,11 +17,12 @@ from omnieval.capabilities import Capability
 from omnieval.config import TaskConfig
 from omnieval.errors import MediaError, OmniEvalError
 from omnieval.frames import is_task_sampled, take_frames
+from omnieval.loaders.records import resolve_media_path
 from omnieval.media import Video, as_uint8_image, read_media
 from omnieval.models.base import Generation, Model, Request
 from omnieval.planning import TaskPlan, WorkItem
 from omnieval.store import Store
-from omnieval.tasks import Doc, resolve_media_path
+from omnieval.tasks import Doc
 
 
 def input_media(cfg: TaskConfig, cap: Capability, doc: Doc):
@@ -41,10 +44,23 @@ def input_media(cfg: TaskConfig, cap: Capability, doc: Doc):
     return media
 
 
-def make_request(plan: TaskPlan, item: WorkItem) -> Request:
-    """The item's request; with a task ``frames:`` spec an input video becomes the sampled frames
-    (:func:`omnieval.frames.take_frames`, decoding only those), the same for every model."""
-    media = input_media(plan.cfg, plan.capability, item.doc) if plan.capability.takes_media else None
+def request_media(plan: TaskPlan, item: WorkItem, store: Store | None):
+    """The item's input media: the doc's media, or -- for a chained item (``fields.chain``) -- the stored output
+    of the item it continues (same sample and think mode), exactly as written to the store (PNG is lossless)."""
+    if item.after is None:
+        return input_media(plan.cfg, plan.capability, item.doc)
+    record = store.generation(item.task, item.after) if store is not None else None
+    if record is None:
+        raise OmniEvalError(f"task {item.task}: doc {item.doc.id} sample {item.sample_index} think {item.think} edits "
+                            f"the output of doc {item.doc.get(plan.cfg.fields.chain)}, which is not generated yet")
+    return store.load_output(record)
+
+
+def make_request(plan: TaskPlan, item: WorkItem, store: Store | None = None) -> Request:
+    """The item's request.  With a task ``frames:`` spec an input video (the doc's, or a chained item's stored
+    output) becomes the sampled frames (:func:`omnieval.frames.take_frames`, decoding only those), the same for
+    every model; :func:`generate` records them with the output."""
+    media = request_media(plan, item, store) if plan.capability.takes_media else None
     if plan.cfg.frames is not None and isinstance(media, Video):
         media = take_frames(media, plan.cfg.frames, item.doc.fields, what=f"task {item.task} doc {item.doc.id}")
     return Request(capability=plan.capability.name, prompt=item.prompt, seed=item.seed, think=item.think == "on",
@@ -89,12 +105,26 @@ def generate(plan: TaskPlan, items: list[WorkItem], get_model: Callable[[], Mode
     if not todo:
         return
     model = get_model()
+    while todo:
+        ready = [it for it in todo if it.after is None or store.generation(it.task, it.after) is not None]
+        if not ready:
+            first = todo[0]
+            raise OmniEvalError(f"task {plan.cfg.task}: doc {first.doc.id} (think {first.think}) waits for an output that "
+                                f"this process does not generate (item {first.after}); run the whole chain in one process")
+        _generate_ready(plan, ready, model, store, model_name=model_name, on_batch=on_batch, progress=progress)
+        done = {it.key for it in ready}
+        todo = [it for it in todo if it.key not in done]
+
+
+def _generate_ready(plan: TaskPlan, todo: list[WorkItem], model: Model, store: Store, *, model_name: str,
+                    on_batch: Callable[[int, float], None], progress) -> None:
+    """Generate items whose inputs exist (one wave: later turns of a chain come in later waves)."""
     batch_size = max(1, plan.cfg.generation.batch_size)
     for think in ("off", "on"):
         mode_items = [it for it in todo if it.think == think]
         for start in range(0, len(mode_items), batch_size):
             batch = mode_items[start : start + batch_size]
-            requests = [make_request(plan, it) for it in batch]
+            requests = [make_request(plan, it, store) for it in batch]
             t0 = time.perf_counter()
             outputs = _call(model, plan, requests, model_name)
             elapsed = time.perf_counter() - t0

@@ -307,9 +307,25 @@ def _to_rgb(img, alpha: str, path: Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
+def read_frame_folder(path: str | os.PathLike, fps: float = 8.0) -> Video:
+    """A folder of frames as a video: ``*.png|*.jpg|*.jpeg`` in sorted file-name order (the order of
+    ``sorted(glob(...))`` in the LOVEU-TGVE, V2VBench and FiVE scripts), each converted to RGB.  ``fps`` is not
+    stored in frame folders; the task states it."""
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not files:
+        raise MediaError(f"frame folder has no .png/.jpg frames: {path}")
+    frames = [read_image(f) for f in files]
+    if len({f.shape for f in frames}) != 1:
+        raise MediaError(f"frame folder {path}: frames differ in size ({sorted({f.shape[:2] for f in frames})})")
+    return Video(np.stack(frames), fps=fps, path=str(path))
+
+
 def read_media(path: str | os.PathLike):
-    """Read an image or a video, by file suffix."""
+    """Read an image or a video, by file suffix; a folder is a video of its frames (:func:`read_frame_folder`)."""
     suffix = Path(path).suffix.lower()
+    if Path(path).is_dir() and suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+        return read_frame_folder(path)
     if suffix in VIDEO_SUFFIXES:
         return read_video(path)
     if suffix in IMAGE_SUFFIXES:

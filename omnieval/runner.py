@@ -23,7 +23,7 @@ from omnieval.aggregate import stats
 from omnieval.aggregate.summary import summarize
 from omnieval.config import MetricSpec, RunConfig, stable_hash
 from omnieval.errors import OmniEvalError
-from omnieval.metrics.base import Metric
+from omnieval.metrics.base import RETRY, Metric
 from omnieval.models.base import Model
 from omnieval.planning import TaskPlan, plan_run
 from omnieval.progress import progress as progress_bar
@@ -47,6 +47,8 @@ class Runner:
         self._model: Model | None = None
         self._metrics: dict[str, Metric] = {}
         self._plans: list[TaskPlan] | None = None
+        #: one line per metric whose every stored contribution is a transient failure (e.g. the judge was down)
+        self.all_failed: list[str] = []
 
     # -- set-up ---------------------------------------------------------------------------------
     def plan(self) -> list[TaskPlan]:
@@ -66,6 +68,7 @@ class Runner:
         if key not in self._metrics:
             t0 = time.perf_counter()
             self._metrics[key] = get_metric(spec.name)(**spec.options)
+            self._metrics[key].attach_run_dir(Path(self.run.output_path))
             self.timing.load_s += time.perf_counter() - t0
         return self._metrics[key]
 
@@ -75,7 +78,11 @@ class Runner:
 
         if self.run.predict_only:
             return
-        weights.require(weights.required_for_tasks([p.cfg for p in plans], build=self.metric))
+        files = [f for plan in plans for metric in self.metrics_of(plan).values() for f in weights.option_files(metric)]
+        weights.require(weights.required_for_tasks([p.cfg for p in plans], build=self.metric), files=files)
+        for plan in plans:  # other data a metric needs (e.g. FVD reference statistics), also before generating
+            for spec in plan.metrics:
+                self.metric(spec).check_ready(plan.cfg.task)
 
     def _load_model(self) -> Model:
         if self._model is None:
@@ -91,7 +98,7 @@ class Runner:
         self.check_weights(plans)
         results = ResultsFile(Path(self.run.output_path) / "results.json")
         for plan in plans:
-            mine = list(plan.items[self.run.rank :: self.run.world_size])
+            mine = plan.shard(self.run.rank, self.run.world_size)
             if generate:
                 self._generate(plan, mine)
             else:
@@ -125,7 +132,8 @@ class Runner:
         self.timing.generate_s += seconds
 
     def _score(self, plan: TaskPlan, items) -> None:
-        bar = progress_bar(len(items), f"score {plan.cfg.task}", enabled=self.progress)
+        scored = sum(1 for it in items if plan.scored_specs(it))  # (a metric may score only some samples)
+        bar = progress_bar(scored, f"score {plan.cfg.task}", enabled=self.progress)
         scoring.score(plan, items, self.metrics_of(plan), self.store, on_batch=self._count_scoring, progress=bar)
         bar.close()
 
@@ -157,6 +165,10 @@ class Runner:
                 raise OmniEvalError(f"task {cfg.task}: metric {spec.result_label} has no score for {len(missing)} items "
                                     f"(first: {first.item_id})")
             contributions[spec.result_label] = found
+            retry = [c[RETRY] for _, c in found if RETRY in c]
+            if found and len(retry) == len(found):
+                self.all_failed.append(f"task {cfg.task}: metric {spec.result_label} failed on all {len(found)} items "
+                                       f"(first: {retry[0]}); they are scored again by the next run")
             score_keys += [scoring.score_key(it, spec) for it, _ in found]
         summary = summarize(plan, self.metrics_of(plan), contributions)
         hashes = TaskHashes(config=cfg.config_hash(), generation=cfg.generation_hash(),

@@ -19,12 +19,12 @@ from typing import Callable
 
 from omnieval.config import MetricSpec, stable_hash
 from omnieval.errors import MediaError
-from omnieval.generation import input_media
+from omnieval.generation import request_media
+from omnieval.loaders.records import doc_choices, resolve_media_path
 from omnieval.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_media
 from omnieval.metrics.base import RETRY, Metric, MetricInput
 from omnieval.planning import TaskPlan, WorkItem
 from omnieval.store import Store
-from omnieval.tasks import doc_choices, resolve_media_path
 
 
 def score_key(item: WorkItem, spec: MetricSpec) -> str:
@@ -48,7 +48,14 @@ def metric_input(plan: TaskPlan, item: WorkItem, store: Store, fields: set[str])
             reference = read_media(resolve_media_path(item.doc, reference))
         inp.reference = reference
     if "source" in fields and cfg.fields.media and cap.takes_media and cap.output != "text":
-        inp.source = input_media(cfg, cap, item.doc)
+        inp.source = request_media(plan, item, store)  # what the model edited (a chained item: the previous output)
+    if "siblings" in fields:
+        inp.siblings = {}
+        for other in plan.siblings(item):
+            rec = store.generation(other.task, other.key)
+            if rec is None:
+                raise MediaError(f"item {item.item_id}: sample {other.sample_index} of the same doc has no generated output")
+            inp.siblings[other.sample_index] = store.load_output(rec)
     return inp
 
 
@@ -57,11 +64,14 @@ def _needs_scoring(record: dict | None) -> bool:
     return record is None or RETRY in record["contribution"]
 
 
+_FIELD_OF = {"source": "media", "siblings": "prompts"}  # the task field that provides an input
+
+
 def _check_inputs(metric: Metric, spec: MetricSpec, inp: MetricInput) -> None:
     for name in metric.required_inputs():
         if getattr(inp, name) is None:
             raise MediaError(f"item {inp.item_id}: metric {spec.result_label} needs the item's {name}, which the task does "
-                             f"not provide (set `fields.{'media' if name == 'source' else name}` in the task YAML)")
+                             f"not provide (set `fields.{_FIELD_OF.get(name, name)}` in the task YAML)")
 
 
 def score(plan: TaskPlan, items: list[WorkItem], metrics: dict[str, Metric], store: Store, *,

@@ -33,7 +33,7 @@ import shutil
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 

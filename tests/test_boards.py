@@ -53,7 +53,8 @@ def test_layout_result_keys_are_what_the_tasks_produce():
                 assert head in labels and len(labels) > 1, (layout.id, col.result)
                 where = labels[head].where.get("dimension")
                 assert where in (None, tail), (layout.id, col.result, where)
-            else:  # a bare name: a label, an aggregate, the one metric's, or a name starting with a label (kept bare)
+            else:
+                # a metric's own name is kept when it starts with its label (omnieval.aggregate.summary.result_name)
                 assert head in labels or head in aggregates or len(labels) == 1 or any(
                     head.startswith(label) for label in labels), (layout.id, col.result)
             checked += 1

@@ -26,10 +26,11 @@ import yaml
 from lmms_tasks import ScriptedRandom, lmms_root, load_task_utils
 
 from omnieval.cli import main
+from omnieval.loaders.records import doc_choices
 from omnieval.metrics.base import MetricInput
 from omnieval.planning import render_prompt
 from omnieval.registry import get_metric
-from omnieval.tasks import all_tasks, doc_choices, load_docs
+from omnieval.tasks import all_tasks, load_docs
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +134,7 @@ def option_texts(cfg, doc) -> list[str]:
 
 # -- the fake TempCompass judge -------------------------------------------------------------------------------------
 def judge_reply(payload: dict, index: int):
-    from test_judge import ok
+    from judge_fixtures import ok
 
     user = payload["messages"][-1]["content"]
     truth = re.search(r"Ground-Truth Answer: (.*)", user).group(1)
@@ -166,9 +167,9 @@ def reference(monkeypatch, tmp_path):
     def load(task: str) -> Setup:
         env, extra = {}, {}
         if task == "tempcompass_mc":
-            from test_judge import FakeServer
+            from judge_fixtures import FakeJudge
 
-            servers.append(FakeServer(judge_reply).__enter__())
+            servers.append(FakeJudge(judge_reply).start())
             for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
                 monkeypatch.delenv(var, raising=False)
             monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
@@ -183,7 +184,7 @@ def reference(monkeypatch, tmp_path):
 
     yield load
     for server in servers:
-        server.__exit__(None, None, None)
+        server.stop()
 
 
 @pytest.mark.parametrize("task", list(BENCHES))

@@ -15,10 +15,11 @@ import pytest
 from omnieval.cli import main
 from omnieval.config import load_task_file
 from omnieval.errors import ConfigError
+from omnieval.loaders.records import doc_choices
 from omnieval.metrics.base import RETRY, MetricInput
 from omnieval.metrics.mcq_reference import CONVENTIONS, random_letter
 from omnieval.metrics.qa import MCQAccuracy, resolve_target
-from omnieval.tasks import all_tasks, doc_choices, load_docs
+from omnieval.tasks import all_tasks, load_docs
 
 MCQ_TASKS = ["videomme", "mvbench", "nextqa_mc", "egoschema", "perceptiontest_mc", "tempcompass_mc", "longvideobench",
              "mlvu_dev"]
@@ -166,12 +167,45 @@ def test_local_copies_configs_parquet_and_media_alternatives(tmp_path, monkeypat
     assert len(input_media(tasks["egoschema"], capability("understand"), docs[0])) == 32
 
 
+def test_configs_are_options_of_the_hub_and_file_loaders(monkeypatch):
+    """MVBench's sub-tasks: each config loaded by the hub loader under its name, tagged with config_field and its
+    config_fields; bad or misspelt options are one-line errors naming them."""
+    import dataclasses
+
+    import datasets
+
+    cfg = all_tasks()["mvbench"]
+    monkeypatch.setenv("MVBENCH_DIR", str(Path(cfg.source_file).parent / "fixtures" / "mvbench"))
+    calls = []
+
+    def fake_load(path, name, revision, split):
+        calls.append((path, name, revision, split))
+        return datasets.Dataset.from_list([{"video": f"{name}.mp4", "question": "q", "candidates": ["a", "b"], "answer": "a"}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    docs = load_docs(cfg)
+    configs = cfg.dataset.options["configs"]
+    assert [c[1] for c in calls] == configs and {c[0] for c in calls} == {"OpenGVLab/MVBench"}
+    assert [d.fields["sub_task"] for d in docs] == configs and [d.id for d in docs] == [str(i) for i in range(20)]
+    assert docs[configs.index("episodic_reasoning")].fields["media_dir"] == "tvqa/video_fps3_hq_segment"
+
+    def with_options(options):
+        return dataclasses.replace(cfg, dataset=dataclasses.replace(cfg.dataset, options=options))
+
+    with pytest.raises(ConfigError, match="options.configs must be a list of config names"):
+        load_docs(with_options({"configs": "action_count"}))
+    with pytest.raises(ConfigError, match=r"config_fields names configs not in configs: \['nope'\]"):
+        load_docs(with_options({"configs": ["a"], "config_fields": {"nope": {"x": 1}}}))
+    with pytest.raises(ConfigError, match=r"dataset.options \['config'\] not understood by loader 'hub'"):
+        load_docs(with_options({"config": ["a"]}))
+
+
 def test_missing_data_and_media_are_one_line_with_the_fix(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("NEXTQA_DIR", raising=False)
     assert main(["run", "--model", "predictions", "--model_args", f"path={tmp_path}", "--tasks", "nextqa_mc",
                  "--output_path", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "NEXTQA_DIR is not set" in err and "NExTVideo" in err
+    assert err.count("\n") == 1 and "needs $NEXTQA_DIR, which is not set" in err and "NExTVideo" in err
     monkeypatch.setenv("NEXTQA_DIR", str(tmp_path / "nowhere"))
     assert main(["run", "--model", "predictions", "--model_args", f"path={tmp_path}", "--tasks", "nextqa_mc",
                  "--output_path", str(tmp_path / "o")]) == 2
@@ -188,10 +222,19 @@ def test_missing_data_and_media_are_one_line_with_the_fix(tmp_path, monkeypatch,
 
 
 def test_adding_task_keys_kept_every_existing_hash():
-    """Work items are addressed by the generation hash: the keys this change added are hashed only when set."""
+    """Work items are addressed by the generation hash: the keys this change added are hashed only when set (and
+    dataset.fixture / dataset.download never)."""
     tasks = all_tasks()
-    known = {"geneval": "5fa473c3de0ca23b", "vbench": "e9545f3a4071f431"}  # as computed before the change
+    known = {"geneval": "a99399594baa3ab0", "vbench": "c7ccbfe22d40bc96", "magicbrush_all_turn": "6ed4fd1960fd87a4",
+             "emu_edit": "77b593aaa9e0b444"}  # as main computed them before h-mcq was merged
     assert {name: tasks[name].generation_hash() for name in known} == known
+    import dataclasses
+
+    cfg = tasks["videomme"]
+    moved = dataclasses.replace(cfg, dataset=dataclasses.replace(cfg.dataset, fixture="elsewhere/x.jsonl", download="other"))
+    assert (moved.generation_hash(), moved.config_hash()) == (cfg.generation_hash(), cfg.config_hash())
+    more = dataclasses.replace(cfg, dataset=dataclasses.replace(cfg.dataset, media_alternatives=("{}.avi",)))
+    assert more.generation_hash() != cfg.generation_hash()
 
 
 # -- omnieval ls tasks ------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 refused naming the file (issue 14 §7.4, §7.6; issue 10 §3)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,27 @@ from omnieval.media import Video, probe_video, read_video, sample_frame_indices,
 
 def make_video(path, *, n=48, width=96, height=64, codec="libx264", pix_fmt="yuv420p", fps=24, options=None,
                container_options=None):
-    """A clip whose frames all differ (a textured pattern scrolling), written with PyAV."""
+    """A clip whose frames all differ (a textured pattern scrolling), written with PyAV.
+
+    libvpx-vp9 is written in a child process: once decord (VBench's reader, with its own bundled FFmpeg) is
+    loaded, PyAV's libvpx encoder fails to open in the same process (EINVAL), which only concerns making this
+    fixture, not reading it."""
+    if codec == "libvpx-vp9":
+        import json
+        import subprocess
+        import sys
+
+        args = dict(n=n, width=width, height=height, codec=codec, pix_fmt=pix_fmt, fps=fps, options=options,
+                    container_options=container_options)
+        code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_media_lazy as t; "
+                f"t._write_clip({str(path)!r}, **json.loads(sys.argv[1]))")
+        subprocess.run([sys.executable, "-c", code, json.dumps(args)], check=True)
+        return path
+    return _write_clip(path, n=n, width=width, height=height, codec=codec, pix_fmt=pix_fmt, fps=fps, options=options,
+                       container_options=container_options)
+
+
+def _write_clip(path, *, n, width, height, codec, pix_fmt, fps, options, container_options):
     import av
 
     rng = np.random.default_rng(0)

@@ -114,7 +114,7 @@ def test_videomme_style_task_media_template_env_root_and_breakdowns(tmp_path, mo
     assert main(["run", "--model", "fake-test", "--tasks", "videomme", "--dataset", f"videomme={data}",
                  "--output_path", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err  # one line: the variable and what to download where
-    assert err.count("\n") == 1 and "VIDEOMME_DIR is not set" in err and "videos_chunked" in err
+    assert err.count("\n") == 1 and "needs $VIDEOMME_DIR, which is not set" in err and "videos_chunked" in err
     assert "videomme" in all_tasks()
 
 

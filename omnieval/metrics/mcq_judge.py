@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from omnieval.metrics.judge import JudgeClient, JudgeSettings
+from omnieval.judge import JudgeClient, JudgeSettings
 
 #: the reference's judge settings (JudgeSettings defaults are ActivityNet-QA's)
 TEMPCOMPASS_DEFAULTS = {"model": "gpt-3.5-turbo-1106", "temperature": 1.0, "max_tokens": 128}

@@ -431,7 +431,7 @@ class MCQAccuracy(MeanMetric):
             if self.reference_groups and not self.macro_over:
                 raise ValueError("reference_groups needs macro_over (the doc field of the groups)")
             if self.judge:
-                from omnieval.metrics.judge import JudgeSettings
+                from omnieval.judge import JudgeSettings
 
                 unknown = sorted(set(self.judge) - {f.name for f in fields(JudgeSettings)})
                 if unknown:
