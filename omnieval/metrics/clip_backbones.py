@@ -79,9 +79,10 @@ def _spec(backbone: str) -> BackboneSpec:
 
 
 def default_device() -> str:
-    import torch
+    """:func:`omnieval.launch.default_device` (``cuda:<local rank>`` under a launcher when CUDA is available)."""
+    from omnieval.launch import default_device as launch_default
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return launch_default()
 
 
 class ClipBackbone(ABC):

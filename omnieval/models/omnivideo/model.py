@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from omnieval.errors import ConfigError, MediaError, OmniEvalError
+from omnieval.launch import default_device
 from omnieval.media import Video, as_uint8_frames, as_uint8_image
 from omnieval.models.base import Generation, Model, ModelIdentity, Request, quick_fingerprint
 from omnieval.registry import register_model
@@ -93,7 +94,7 @@ class Settings:
     top_p: float | None = 0.6
     do_sample: bool = True
     dtype: str = "float32"
-    device: str = "cpu"
+    device: str | None = None  # None: omnieval.launch.default_device() (cuda:<local rank> under a launcher, else cpu)
     cpu_offload: bool = False
 
     @classmethod
@@ -108,6 +109,8 @@ class Settings:
             default = fields[key].default
             values[key] = _convert(key, value, default)
         settings = cls(**values)
+        if settings.device is None:
+            settings = dataclasses.replace(settings, device=default_device())
         if settings.guidance_form not in ("official", "textbook"):
             raise ConfigError(f"omnivideo: guidance_form must be 'official' or 'textbook', got {settings.guidance_form!r}")
         if settings.noise_device not in ("model", "cpu"):

@@ -1,0 +1,50 @@
+"""Fixed blocks of work items: the unit of sharding and of batching, so results do not depend on the launch.
+
+A task's items are cut, per think mode and in plan order, into consecutive **blocks** of :func:`block_size` items
+(the largest of the generation batch size and the metrics' ``batch_size``).  A block is the unit a process takes
+(blocks ``rank, rank + world_size, ...``), and every batch is cut inside one block, from its start: the model sees
+the same requests together, and each metric the same items in the same positions, whether one process runs the task
+or a hundred, and whether a run is fresh or resumed.  Batched networks give results that depend (by ~1e-7) on what
+else is in the batch, so this is what makes 1 and N processes give *identical* values.
+
+Resuming keeps it: a batch with any item still to do is run whole (its finished items are recomputed and not
+stored again), so an item's value never depends on where a kill landed.  Changing a batch size (a task's
+``generation.batch_size``, a metric's ``batch_size``) changes the blocks; only work done afterwards uses the new
+ones.  Memory: a block's decoded media are all that scoring holds at once.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+from omnieval.metrics.base import Metric
+from omnieval.planning import TaskPlan, WorkItem
+
+T = TypeVar("T")
+Block = tuple[WorkItem, ...]
+
+
+def block_size(plan: TaskPlan, metrics: Iterable[Metric]) -> int:
+    """Items per block: the largest generation or metric batch size of the task."""
+    return max([max(1, plan.cfg.generation.batch_size), *(max(1, int(m.batch_size)) for m in metrics)])
+
+
+def blocks(plan: TaskPlan, size: int) -> list[Block]:
+    """All blocks of the task: per think mode (in the order modes first appear), consecutive runs of ``size``."""
+    modes = list(dict.fromkeys(it.think for it in plan.items))
+    out: list[Block] = []
+    for think in modes:
+        items = [it for it in plan.items if it.think == think]
+        out += [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+    return out
+
+
+def shard(all_blocks: Sequence[Block], rank: int, world_size: int) -> list[Block]:
+    """The blocks of process ``rank`` of ``world_size`` (round robin)."""
+    return list(all_blocks[rank::world_size])
+
+
+def batches(items: Sequence[T], size: int) -> list[list[T]]:
+    """Consecutive batches of ``size`` from the start of ``items`` (one block's items)."""
+    size = max(1, size)
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
