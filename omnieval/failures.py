@@ -12,7 +12,8 @@
   :data:`~omnieval.metrics.base.RETRY`, is different: such scores are redone on every run.)
 * ``--max-failures N|FRACTION`` stops the command when a task's unresolved failures on this process exceed ``N``
   (an integer) or ``FRACTION`` (a number with a decimal point, 0 to 1) of its work units (generations plus
-  ``(item, metric)`` scores).  Default :data:`DEFAULT_MAX_FAILURES` = 1%: a run of fewer than 100 units stops at
+  ``(item, metric)`` scores).  It is checked at each new failure, counting the failures earlier runs left standing,
+  so a resumed run finishes the remaining work until the next failure.  Default :data:`DEFAULT_MAX_FAILURES` = 1%: a run of fewer than 100 units stops at
   the first failure (what a smoke or debugging run wants), a day-long cluster run survives a handful of bad items
   and reports them, and a systematic error (every item failing) stops after about 1% of the work instead of
   burning the allocation.

@@ -19,7 +19,8 @@ so its global rank wins.  A bare process in an ``sbatch`` script with ``--ntasks
 
 Device: ``$OMNIEVAL_DEVICE`` if set, else ``cuda:<local rank modulo the visible devices>`` when CUDA is available
 (``CUDA_VISIBLE_DEVICES`` is honoured by CUDA itself: with one visible GPU per process that is ``cuda:0``), else
-``cpu``.  Models and metrics use :func:`default_device` when no ``device`` is given.
+``cpu``.  Models and metrics use :func:`resolve_device` on their ``device`` option: none given means that
+default, and a bare ``cuda`` means this process's GPU.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ from omnieval.errors import ConfigError
 
 DEVICE_ENV = "OMNIEVAL_DEVICE"
 SHARDING_ENV = "OMNIEVAL_SHARDING"
+#: present on machines with an NVIDIA (or ROCm) driver; without them CUDA cannot be available
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
 
 
 @dataclass(frozen=True)
@@ -152,10 +155,33 @@ def default_device(env: Mapping[str, str] | None = None) -> str:
     """``$OMNIEVAL_DEVICE``, else ``cuda:<local rank % visible devices>`` when CUDA is available, else ``cpu``."""
     env = os.environ if env is None else env
     if env.get(DEVICE_ENV):
-        return env[DEVICE_ENV]
+        return resolve_device(env[DEVICE_ENV], env)
     import torch
 
-    if not torch.cuda.is_available():
+    return resolve_device("cuda", env) if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(device: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The device to use for a ``device`` option: ``None`` or ``"auto"`` -> :func:`default_device`; a bare
+    ``"cuda"`` -> this process's GPU, ``cuda:<local rank % visible devices>`` (so ``device=cuda`` under a launcher
+    does not put every process on GPU 0); anything else as given."""
+    if device is None or device == "auto":
+        return default_device(env)
+    if device != "cuda":
+        return device
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return f"cuda:{placement(env).local_rank % count}" if count else "cuda"
+
+
+def device_type(device: str | None, env: Mapping[str, str] | None = None) -> str:
+    """``"cpu"``, ``"cuda"``, ... of :func:`resolve_device` -- without importing torch when the device is spelled
+    out or the machine has no GPU driver (a model identity is computed before anything loads)."""
+    env = os.environ if env is None else env
+    given = device if device not in (None, "auto") else env.get(DEVICE_ENV) or None
+    if given is not None:
+        return str(given).split(":")[0]
+    if not any(os.path.exists(p) for p in GPU_DRIVER_FILES):
         return "cpu"
-    count = max(1, torch.cuda.device_count())
-    return f"cuda:{placement(env).local_rank % count}"
+    return resolve_device(None, env).split(":")[0]

@@ -198,9 +198,9 @@ class Results:
     environment: dict[str, Any] | None = None
     """Package versions, python, platform, git revision, world size."""
     timing: Timing = field(default_factory=Timing)
-    """Seconds spent by this invocation."""
+    """Seconds spent by this invocation (under a launcher: by the process that wrote the file last)."""
     counters: Counters = field(default_factory=Counters)
-    """Calls made by this invocation."""
+    """Calls made by this invocation (under a launcher: by the process that wrote the file last)."""
 
     def to_dict(self) -> dict[str, Any]:
         return _finite(dataclasses.asdict(self))

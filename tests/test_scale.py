@@ -3,6 +3,7 @@ per-item failures, folder locks, and the folder a command writes (issue 14).  Th
 accelerate) are exercised in tests/test_launchers.py."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import harness_fixtures as hf
@@ -59,6 +61,21 @@ class FlakyBrightness(hf.Brightness):
 class NeedsWeights(hf.Brightness):
     def score(self, inputs):
         raise MissingWeightsError("metric test_needs_weights: put net.pt in /nowhere")
+
+
+_ALIVE: list[weakref.ref] = []
+_MAX_ALIVE: list[int] = []
+
+
+@register_metric("test_alive_outputs", description="records how many decoded outputs are alive at once (tests)")
+class AliveOutputs(hf.Brightness):
+    batch_size = 4
+
+    def score(self, inputs):
+        _ALIVE.extend(weakref.ref(x.output) for x in inputs)
+        gc.collect()
+        _MAX_ALIVE.append(sum(ref() is not None for ref in _ALIVE))
+        return super().score(inputs)
 
 
 @pytest.fixture(autouse=True)
@@ -162,9 +179,19 @@ def test_device_follows_local_rank_and_visible_devices(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # CUDA_VISIBLE_DEVICES gave this process one GPU
     assert launch.default_device({"LOCAL_RANK": "3"}) == "cuda:0"
     assert launch.default_device({"LOCAL_RANK": "3", "OMNIEVAL_DEVICE": "cpu"}) == "cpu"
+    assert launch.resolve_device("cuda", {"LOCAL_RANK": "3"}) == "cuda:0"  # a bare `device=cuda` is this process's GPU
+    assert launch.resolve_device("cuda:1", {"LOCAL_RANK": "3"}) == "cuda:1"  # an explicit index is kept
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert clip_backbones.default_device() == common.default_device() == "cuda:1"  # metrics use the same rule
+    monkeypatch.setattr(launch, "GPU_DRIVER_FILES", (__file__,))  # as if the machine had a GPU driver
+    assert launch.device_type(None) == "cuda" and launch.device_type("cpu") == "cpu"
+
+
+def test_model_identity_device_type_needs_no_torch_without_a_gpu_driver(monkeypatch):
+    monkeypatch.setattr(launch, "GPU_DRIVER_FILES", ())
+    assert launch.device_type(None, {}) == "cpu" and launch.device_type("cuda:3", {}) == "cuda"
+    assert launch.device_type(None, {"OMNIEVAL_DEVICE": "cuda:1"}) == "cuda"
 
 
 def test_module_entry_point_runs_the_cli():
@@ -276,6 +303,23 @@ def test_reader_never_truncates_another_shards_file(tmp_path):
     store = Store(tmp_path, rank=0, world_size=2)
     assert store.find("samples", "t", "a") is not None and store.find("samples", "t", "b") is None
     assert other.read_bytes().endswith(b"half-writ")
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. bounded memory (the peak RSS of 16 vs 256 videos is measured by bench/bench_memory.py)
+# ---------------------------------------------------------------------------------------------
+def test_decoded_outputs_do_not_accumulate(tmp_path, tasks_dir):
+    prompts = [{"id": f"v{i}", "prompt": f"video {i}"} for i in range(40)]
+    (tasks_dir / "forty.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    (tasks_dir / "m_t2v.yaml").write_text("task: m_t2v\ncapability: t2v\ndataset: {path: forty.jsonl}\n"
+                                          "generation: {height: 8, width: 8, num_frames: 3}\n"
+                                          "metrics: [test_alive_outputs, test_feature_spread]\n")
+    out = tmp_path / "out"
+    run(out, tasks_dir, "--predict_only", tasks="m_t2v")
+    _MAX_ALIVE.clear()
+    assert main(["score", "--output_path", str(out)]) == 0  # decodes every output from disk
+    assert len(_MAX_ALIVE) == 10 and max(_MAX_ALIVE) <= 8  # batches of 4; at most one block (8 items) decoded at once
+    assert results(out)["results"]["m_t2v"]["test_alive_outputs/brightness"]["n"] == 40
 
 
 # ---------------------------------------------------------------------------------------------

@@ -292,7 +292,9 @@ def load_backbone(backbone: "str | ClipBackbone", path: str | os.PathLike | None
     """
     if isinstance(backbone, ClipBackbone):
         return backbone
-    return _load_cached(backbone, str(path) if path else None, device or default_device())
+    from omnieval.launch import resolve_device
+
+    return _load_cached(backbone, str(path) if path else None, resolve_device(device))
 
 
 @functools.lru_cache(maxsize=4)

@@ -230,9 +230,9 @@ class GenEval(Metric):
 
     # -- networks (loaded on first use; tests may assign ``detector`` / ``color_classifier``) ----
     def _device(self) -> str:
-        from omnieval.launch import default_device
+        from omnieval.launch import resolve_device
 
-        return self.options.device or default_device()
+        return resolve_device(self.options.device)
 
     def _detector(self):
         if self.detector is None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from omnieval.errors import ConfigError, MissingWeightsError
-from omnieval.launch import default_device
+from omnieval.launch import resolve_device
 from omnieval.media import Video, as_uint8_image
 from omnieval.models.base import Model, Request
 from omnieval.models.hub import folder_fingerprint, resolve_checkpoint, torch_dtype
@@ -39,7 +39,7 @@ class DiffusersGenerator(Model):
 
     def __init__(self, pretrained: str, pipeline: str | None = None, dtype: str | None = "float32", device: str | None = None,
                  cpu_offload: bool = False, **kwargs: Any):
-        device = device or default_device()  # cuda:<local rank> under a launcher, else cpu
+        device = resolve_device(device)  # none given: cuda:<local rank> when CUDA is available, else cpu
         super().__init__(pretrained=pretrained, pipeline=pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload, **kwargs)
         import diffusers
 

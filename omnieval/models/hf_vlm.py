@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from omnieval.errors import MissingWeightsError
-from omnieval.launch import default_device
+from omnieval.launch import resolve_device
 from omnieval.media import Video, as_frames, sample_frame_indices
 from omnieval.models.base import Model, Request
 from omnieval.models.hub import folder_fingerprint, resolve_checkpoint, torch_dtype
@@ -31,7 +31,7 @@ class HFVideoVLM(Model):
 
     def __init__(self, pretrained: str, num_frames: int = 8, frame_policy: str = "uniform", dtype: str | None = "float32",
                  device: str | None = None, trust_remote_code: bool = False, **kwargs: Any):
-        device = device or default_device()  # cuda:<local rank> under a launcher, else cpu
+        device = resolve_device(device)  # none given: cuda:<local rank> when CUDA is available, else cpu
         super().__init__(pretrained=pretrained, num_frames=num_frames, frame_policy=frame_policy, dtype=dtype, device=device,
                          trust_remote_code=trust_remote_code, **kwargs)
         from transformers import AutoModelForImageTextToText, AutoProcessor
