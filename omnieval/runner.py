@@ -9,7 +9,12 @@ The phases live in their own modules -- :mod:`omnieval.planning` (work items and
 * changing a generation setting re-does exactly the items of that task; changing a metric option re-scores
   exactly that metric;
 * results are re-aggregated from the stored contributions on every invocation (cheap), so they always follow
-  the store, and never depend on how many processes computed them (contributions are folded in key order).
+  the store, and never depend on how many processes computed them (contributions are folded in key order);
+* under a launcher (:mod:`omnieval.launch`) each process takes its fixed blocks of items (:mod:`omnieval.shards`:
+  batches never depend on the split, so values are identical to one process), holds a lock on its shard of the
+  folder (:mod:`omnieval.locks`) and publishes each task when it has done its part; the last one to finish writes
+  the complete results, and nobody waits (incomplete tasks list what is ``missing``, :mod:`omnieval.status`);
+* an item that raises is recorded as failed and left out of the values (:mod:`omnieval.failures`).
 """
 from __future__ import annotations
 

@@ -38,13 +38,7 @@ def _env(tmp: Path) -> dict[str, str]:
 def setup(tmp_path_factory):
     """Tasks, and the reference: the same run by one torchrun worker."""
     tmp = tmp_path_factory.mktemp("launchers")
-    tasks = hf.write_tasks(tmp / "tasks")
-    prompts = [{"id": f"p{i}", "prompt": f"a red ball number {i} on a {['table', 'road', 'hill'][i % 3]}"} for i in range(13)]
-    (tasks / "many.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    (tasks / "c_t2i.yaml").write_text(
-        "task: c_t2i\ncapability: t2i\ndataset: {path: many.jsonl}\ngeneration: {height: 32, width: 32, seed: 7}\n"
-        "metrics:\n  - {name: clip_score, options: {backbone: clip-tiny-random, clamp: false}}\n"
-        "  - {name: test_brightness}\n")
+    tasks = hf.write_batch_task(hf.write_tasks(tmp / "tasks"))
     ref = tmp / "reference"
     _torchrun(tmp, tasks, ref, "--nproc_per_node", "1")
     return tmp, tasks, ref
@@ -66,22 +60,10 @@ def _torchrun(tmp, tasks, out, *launcher_args, extra=(), wait=True):
     return log
 
 
-def records(out: Path, kind: str) -> dict[str, dict]:
-    found: dict[str, dict] = {}
-    for path in sorted((out / kind).glob("*.jsonl")):
-        raw = path.read_bytes()
-        assert raw.endswith(b"\n"), f"torn last line in {path}"
-        for line in raw.decode().splitlines():
-            rec = json.loads(line)
-            assert rec["key"] not in found, f"duplicate record {rec['key']} in {path}"
-            found[rec["key"]] = rec
-    return found
-
-
 def same_as_reference(out: Path, ref: Path) -> None:
-    contributions = {k: r["contribution"] for k, r in records(out, "scores").items()}
-    assert contributions == {k: r["contribution"] for k, r in records(ref, "scores").items()}
-    assert records(out, "samples").keys() == records(ref, "samples").keys()
+    contributions = {k: r["contribution"] for k, r in hf.read_records(out, "scores").items()}
+    assert contributions == {k: r["contribution"] for k, r in hf.read_records(ref, "scores").items()}
+    assert hf.read_records(out, "samples").keys() == hf.read_records(ref, "samples").keys()
     got, want = json.loads((out / "results.json").read_text()), json.loads((ref / "results.json").read_text())
     assert got["results"] == want["results"] and got["ablations"] == want["ablations"] and got["missing"] == {}
 

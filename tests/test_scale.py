@@ -86,13 +86,7 @@ def _no_launcher(monkeypatch):
 
 @pytest.fixture()
 def tasks_dir(tmp_path):
-    folder = hf.write_tasks(tmp_path / "tasks")
-    prompts = [{"id": f"p{i}", "prompt": f"a red ball number {i} on a {['table', 'road', 'hill'][i % 3]}"} for i in range(13)]
-    (folder / "many.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    (folder / "c_t2i.yaml").write_text(
-        "task: c_t2i\ncapability: t2i\ndataset: {path: many.jsonl}\ngeneration: {height: 32, width: 32, seed: 7}\n"
-        "metrics:\n  - {name: clip_score, options: {backbone: clip-tiny-random, clamp: false}}\n"
-        "  - {name: test_brightness}\n")
+    folder = hf.write_batch_task(hf.write_tasks(tmp_path / "tasks"))
     (folder / "f_t2i.yaml").write_text(
         "task: f_t2i\ncapability: t2i\ndataset: {path: many.jsonl}\ngeneration: {height: 8, width: 8, batch_size: 3}\n"
         "metrics: [test_flaky_brightness, test_brightness]\n")
@@ -112,16 +106,7 @@ def values(out) -> dict:
 
 
 def records(out, kind: str) -> dict[str, dict]:
-    """Every record of ``kind`` (samples, scores, failures) in the folder, checking there are no duplicates."""
-    found: dict[str, dict] = {}
-    for path in sorted((Path(out) / kind).glob("*.jsonl")):
-        raw = path.read_bytes()
-        assert raw.endswith(b"\n"), f"torn last line in {path}"
-        for line in raw.decode().splitlines():
-            rec = json.loads(line)
-            assert rec["key"] not in found or kind == "failures", f"duplicate record {rec['key']} in {path}"
-            found[rec["key"]] = rec
-    return found
+    return hf.read_records(out, kind, unique=kind != "failures")
 
 
 def contributions(out) -> dict[str, dict]:
