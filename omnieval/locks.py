@@ -82,7 +82,7 @@ class FolderLock:
 
     def _acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # minus the umask, like every output file
         try:
             deadline = time.monotonic() + ACQUIRE_RETRY_S
             while not _try_lock(fd, fcntl.LOCK_EX):
@@ -167,7 +167,7 @@ def results_lock(root: str | os.PathLike) -> Iterator[None]:
     """Exclusive (blocking) lock around aggregating the store into ``results.json``."""
     path = Path(root) / LOCK_DIR / "results.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # minus the umask, like every output file
     locked = False
     try:
         try:
