@@ -14,7 +14,7 @@ ones.  Memory: a block's decoded media are all that scoring holds at once.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
 from omnieval.metrics.base import Metric
@@ -29,13 +29,30 @@ def block_size(plan: TaskPlan, metrics: Iterable[Metric]) -> int:
     return max([max(1, plan.cfg.generation.batch_size), *(max(1, int(m.batch_size)) for m in metrics)])
 
 
-def blocks(plan: TaskPlan, size: int) -> list[Block]:
-    """All blocks of the task: per think mode (in the order modes first appear), consecutive runs of ``size``."""
+def blocks(plan: TaskPlan, size: int, together: Callable[[WorkItem], Hashable] | None = None) -> list[Block]:
+    """All blocks of the task: per think mode (in the order modes first appear), consecutive runs of ``size`` items.
+
+    ``together``: items with equal ``together(item)`` must be done by one process (e.g. the turns of a multi-turn
+    edit, each editing the previous output, or the questions of one doc); a block then takes whole groups, in the
+    order of their first item, until it holds at least ``size`` items."""
     modes = list(dict.fromkeys(it.think for it in plan.items))
     out: list[Block] = []
     for think in modes:
         items = [it for it in plan.items if it.think == think]
-        out += [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+        if together is None:
+            out += [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+            continue
+        groups: dict[Hashable, list[WorkItem]] = {}
+        for it in items:
+            groups.setdefault(together(it), []).append(it)
+        block: list[WorkItem] = []
+        for group in groups.values():
+            block += group
+            if len(block) >= size:
+                out.append(tuple(block))
+                block = []
+        if block:
+            out.append(tuple(block))
     return out
 
 

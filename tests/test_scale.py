@@ -212,6 +212,30 @@ def test_sharded_runs_give_identical_values_and_contributions(tmp_path, tasks_di
     assert not results(tmp_path / "sharded")["missing"]
 
 
+def test_blocks_keep_groups_together_and_cut_batches_from_their_start(tmp_path, tasks_dir):
+    """The unit of sharding: fixed blocks per think mode; a group that must stay in one process (``together``) is
+    never split across blocks."""
+    from omnieval import shards
+    from omnieval.cli import _run_config, build_parser
+    from omnieval.planning import plan_run
+    from omnieval.registry import get_model
+
+    args = build_parser().parse_args(["run", "--model", "fake-test", "--tasks", "h_t2i", "--think", "both",
+                                      "--output_path", str(tmp_path / "o"), "--include_path", str(tasks_dir)])
+    cfg = _run_config(args)
+    cls = get_model("fake-test")
+    (plan,) = plan_run(cfg, cls, cls.identity_from_args())
+    plain = shards.blocks(plan, 3)
+    assert [len(b) for b in plain] == [3, 3, 2, 3, 3, 2] and all(len({it.think for it in b}) == 1 for b in plain)
+    assert [it for b in plain for it in b if it.think == "off"] == [it for it in plan.items if it.think == "off"]
+    by_doc = shards.blocks(plan, 3, together=lambda it: it.doc.id)  # 2 samples per doc: whole docs per block
+    assert [len(b) for b in by_doc] == [4, 4, 4, 4]
+    for b in by_doc:
+        assert all(sum(it.doc.id == d for it in b) in (0, 2) for d in {it.doc.id for it in b})
+    assert shards.shard(by_doc, 1, 3) == [by_doc[1]] and shards.shard(plain, 0, 4) == [plain[0], plain[4]]
+    assert shards.batches(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
 def test_resumed_scoring_gives_identical_contributions(tmp_path, tasks_dir):
     """A kill that lands inside a batch: the batch is run whole again, so the resumed values equal a clean run."""
     run(tmp_path / "clean", tasks_dir, tasks="c_t2i")
