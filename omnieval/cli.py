@@ -1,8 +1,10 @@
-"""Command line: ``omnieval run | score | ls | leaderboard | weights``.
+"""Command line: ``omnieval run | score | export | report | stats | ls | leaderboard | weights``.
 
 Kept import-light (argparse only at module level) so ``omnieval --help`` and ``omnieval ls`` are fast;
 heavy libraries load only inside the subcommand that needs them.  User errors
-(:class:`~omnieval.errors.OmniEvalError`) print one line and exit with status 2.
+(:class:`~omnieval.errors.OmniEvalError`) print one line and exit with status 2.  ``run`` / ``score`` exit with
+status 3 (one line, results still written) when a metric failed on every item with a transient failure (e.g. the
+judge endpoint was down); the next run scores those items again.
 """
 from __future__ import annotations
 
@@ -48,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", default="vbench", choices=("vbench",))
     ex.add_argument("--dest", required=True, help="destination folder")
 
+    rp = sub.add_parser("report", help="one self-contained HTML page of a run: items, think on/off, scores, failures",
+                        description="Builds RUN/report.html (or --out) from a folder written by `omnieval run`, without "
+                                    "loading the model; browser-playable video copies go to RUN/report_assets/.")
+    rp.add_argument("--output_path", required=True, help="a folder written by `omnieval run`")
+    rp.add_argument("--out", default=None, help="HTML file to write (default: OUTPUT_PATH/report.html)")
+    rp.add_argument("--embed", action="store_true", help="embed media as data: URLs (up to --max-embed-mb), else link them")
+    rp.add_argument("--max-embed-mb", type=float, default=None, dest="max_embed_mb",
+                    help="cap on the embedded media's total size in MB (default 64); later files are linked")
+
     ls = sub.add_parser("ls", help="list tasks, models or metrics")
     ls.add_argument("what", choices=("tasks", "models", "metrics", "groups"))
     ls.add_argument("--include_path", action="append", default=[])
@@ -67,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="checkpoint the deltas are taken against: its name or results path (implies --compare; "
                          "default: the lowest step)")
     lb.add_argument("--out", required=True, help="folder to write the boards to")
+
+    st = sub.add_parser("stats", help="compute a task's FVD reference statistics once from the official videos (cached)")
+    st.add_argument("--task", required=True, help="task whose fvd metric(s) name the reference set and protocol")
+    st.add_argument("--real", required=True, metavar="DIR", help="folder holding the official videos and split files")
+    st.add_argument("--metric", default=None, help="only the fvd metric with this label")
+    st.add_argument("--batch_size", type=int, default=None)
+    st.add_argument("--out", default=None, metavar="FILE", help="also copy the .npz here")
+    st.add_argument("--include_path", action="append", default=[], help="extra folder of task YAML files")
 
     w = sub.add_parser("weights", help="list metric weights that are present or missing; --download fetches them")
     w.add_argument("--verify", action="store_true", help="check sha256 checksums of present files")
@@ -115,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         _import_plugins()
-        return {"run": cmd_run, "score": cmd_score, "export": cmd_export, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
-                "weights": cmd_weights}[args.command](args)
+        return {"run": cmd_run, "score": cmd_score, "export": cmd_export, "report": cmd_report, "stats": cmd_stats, "ls": cmd_ls,
+                "leaderboard": cmd_leaderboard, "weights": cmd_weights}[args.command](args)
     except OmniEvalError as exc:
         print(f"omnieval: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -236,6 +255,7 @@ def _saved_runner(output_path: str, **overrides):
     unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(RunConfig)})
     if unknown or "output_path" not in raw:
         raise OmniEvalError(f"{path}: not a run configuration (unknown keys {unknown} or no output_path)")
+    # the folder given, not the one recorded: a run folder may have been moved or copied since
     raw.update({"predict_only": False, "rank": 0, "world_size": 1, "output_path": str(output_path), **overrides})
     for key in ("tasks", "include_path"):
         raw[key] = tuple(raw.get(key) or ())
@@ -252,6 +272,16 @@ def cmd_score(args) -> int:
     return _finish(runner, data)
 
 
+def _failed_everywhere(runner) -> int:
+    """Exit status 3 with one line when a metric failed on every item with a transient failure (a contribution
+    marked RETRY, e.g. the judge endpoint was down; such items are scored again by the next run)."""
+    if not runner.all_failed:
+        return 0
+    more = f" (and {len(runner.all_failed) - 1} more)" if len(runner.all_failed) > 1 else ""
+    print(f"omnieval: error: {runner.all_failed[0]}{more}", file=sys.stderr)
+    return 3
+
+
 def cmd_export(args) -> int:
     from omnieval.export import export_run
 
@@ -261,10 +291,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from omnieval.report.render import write_report
+    from omnieval.report.urls import DEFAULT_MAX_EMBED_MB
+
+    runner = _saved_runner(args.output_path)
+    max_mb = DEFAULT_MAX_EMBED_MB if args.max_embed_mb is None else args.max_embed_mb
+    print(write_report(runner, Path(args.out) if args.out else None, embed=args.embed, max_embed_mb=max_mb))
+    return 0
+
+
 def _finish(runner, data: dict) -> int:
     """Print the results table when this process saw every task complete; otherwise say what is missing.  A
     shard of a split run that finishes before the others exits 0 (the last one writes the complete results);
-    a single process that leaves work missing (``score`` on a folder with items never generated) exits 2."""
+    a single process that leaves work missing (``score`` on a folder with items never generated) exits 2.
+    Exit 3 when a metric of a task this process published complete failed on every item (:func:`_failed_everywhere`)."""
     from omnieval.leaderboard.render import results_table
 
     if runner.run.predict_only:
@@ -278,13 +319,13 @@ def _finish(runner, data: dict) -> int:
         print(f"\nresults: {results_path}  (generated {c.get('generated_items', 0)} items in "
               f"{c.get('generation_calls', 0)} calls, scored {c.get('scored_items', 0)} in {c.get('scoring_calls', 0)} "
               f"calls{f'; {failed} failed work units, listed under failures' if failed else ''})")
-        return 0
+        return _failed_everywhere(runner)
     if runner.run.world_size > 1:
         for st in incomplete:
             print(f"omnieval: shard {runner.run.rank} of {runner.run.world_size} done; {st.summary_line()}; the last shard "
                   f"to finish writes the complete {results_path} (or run `omnieval score --output_path "
                   f"{runner.run.output_path}`)", file=sys.stderr)
-        return 0
+        return _failed_everywhere(runner)
     st = incomplete[0]
     m = st.missing()
     if st.missing_outputs:
@@ -326,6 +367,16 @@ def cmd_leaderboard(args) -> int:
                             compare=args.compare, baseline=args.baseline)
     for path in written:
         print(path)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from omnieval.fvd_stats import task_stats
+
+    for s in task_stats(args.task, args.real, metric=args.metric, include_path=tuple(args.include_path),
+                        batch_size=args.batch_size, out=args.out):
+        print(f"{s['task']} {s['metric']}: preset {s['preset']} (protocol {s['protocol_hash']}, real side {s['reference_hash']}), "
+              f"reference {s['reference_set']} files {s['files_sha256']}: {s['n']} videos -> {s['path']}")
     return 0
 
 

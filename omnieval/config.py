@@ -24,6 +24,9 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -53,10 +56,18 @@ class DatasetSpec:
     Hugging Face ``datasets`` path (then ``name``, ``revision`` and ``split`` apply).  ``media_root``:
     folder that relative media paths in the docs are resolved against (default: the data file's folder).
     ``media_template``: turns the media field's value into a file name, e.g. ``"{}.mp4"`` for Video-MME's
-    ``videoID``.
+    ``videoID``.  ``path`` and ``media_root`` may name environment variables (``${MAGICBRUSH_DIR}``).
+    ``loader``: a named reader of an official layout (:data:`omnieval.loaders.LOADERS`, e.g. ``magicbrush``,
+    ``loveu_tgve``, ``v2vbench``, ``five``, or ``hub``/``file`` to force one of the default readers), with its
+    ``options``; ``None`` picks a local file/folder if ``path`` exists, else a hub dataset.  ``where``: a record
+    filter (field -> required value), e.g. one language of a bilingual benchmark.
     """
 
     path: str
+    loader: str | None = None
+    options: dict = field(default_factory=dict)
+    #: keep only the records whose field equals the value (e.g. ``{instruction_language: en}``), before ids are read
+    where: dict = field(default_factory=dict)
     name: str | None = None
     revision: str | None = None
     split: str = "test"
@@ -74,6 +85,11 @@ class FieldMap:
     reference: str | None = None    # target answer, or reference media
     choices: str | None = None      # multiple-choice options
     num_samples: str | None = None  # per-doc samples per prompt (VBench: 25 for temporal flickering prompts)
+    #: several questions per doc, each answered as its own sample: sample ``i`` is asked ``doc[prompts[i]]`` (as
+    #: ``{prompt}`` of the template), e.g. ``[Q1, Q2]`` for Video-ChatGPT consistency; metrics see the other
+    #: answers as ``MetricInput.siblings``
+    prompts: tuple[str, ...] = ()
+    chain: str | None = None        # id of the doc whose *generated output* is this doc's input (multi-turn editing)
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,9 @@ class MetricSpec:
     options: dict = field(default_factory=dict)
     label: str | None = None
     where: dict = field(default_factory=dict)
+    #: score only these sample indexes (default: all), e.g. ``[0]`` for a metric that judges a doc's pair of answers
+    #: once, on its first sample
+    samples: tuple[int, ...] = ()
 
     @property
     def result_label(self) -> str:
@@ -303,10 +322,30 @@ def load_task_file(path: str | Path) -> list[TaskConfig]:
             metrics = doc.get("metrics") or []
             metrics = metrics if isinstance(metrics, list) else [metrics]  # one metric may be given bare
             doc["metrics"] = [m if isinstance(m, dict) else {"name": m} for m in metrics]
+            for m in doc["metrics"]:
+                if isinstance(m.get("options"), dict):
+                    m["options"] = expand_env(m["options"])
         cfg = build(TaskConfig, doc, where)
         _validate(cfg, where)
         out.append(cfg)
     return out
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any) -> Any:
+    """``${VAR}`` and ``${VAR:-default}`` in strings (recursively in lists and mappings) replaced by the environment's
+    value (``default`` when ``VAR`` is unset or empty).  Metric options are expanded when the task file is read, so
+    the hashes and results hold the values used (e.g. the judge model); an unset ``${VAR}`` without a default is
+    left as written, for the metric to report when it is built."""
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) if m.group(2) is not None else m.group(0)), value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
 
 
 def _validate(cfg: TaskConfig, where: str) -> None:
@@ -315,12 +354,70 @@ def _validate(cfg: TaskConfig, where: str) -> None:
     bad = [t for t in cfg.think if t not in THINK_MODES]
     if bad:
         raise ConfigError(f"{where}.think: {bad} not in {THINK_MODES}")
-    for key in ("samples_per_prompt", "batch_size"):
-        if getattr(cfg.generation, key) < 1:
-            raise ConfigError(f"{where}.generation.{key} must be >= 1")
+    _validate_generation(cfg.generation, f"{where}.generation")
     _check_template(cfg.prompt_template, f"{where}.prompt_template")
+    if cfg.fields.prompts and (cfg.generation.samples_per_prompt != 1 or cfg.fields.num_samples):
+        raise ConfigError(f"{where}.fields.prompts: one sample per listed question; it cannot be combined with "
+                          f"generation.samples_per_prompt or fields.num_samples")
+    bad_samples = [(m.result_label, i) for m in cfg.metrics for i in m.samples if not isinstance(i, int) or i < 0]
+    if bad_samples:
+        raise ConfigError(f"{where}.metrics: samples of {bad_samples[0][0]} must be sample indexes >= 0, got {bad_samples[0][1]!r}")
     if not cfg.task.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"{where}.task: {cfg.task!r} must be letters, digits, '_' or '-'")
+
+
+def _at_least_one(value) -> bool:
+    return value >= 1
+
+
+def _finite_positive(value) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _finite_non_negative(value) -> bool:
+    return math.isfinite(value) and value >= 0
+
+
+def _probability(value) -> bool:
+    return math.isfinite(value) and 0 < value <= 1
+
+
+#: checks of generation settings at load time (``None`` = unset, not checked): key -> (test, what it needs).
+#: Non-finite values would reach the model (a NaN guidance scale decodes to NaN frames) or the writer (a NaN
+#: or zero fps cannot be encoded; ``fps: 0`` was silently replaced by the model's default).
+GENERATION_CHECKS = {
+    "height": (_at_least_one, "must be >= 1"),
+    "width": (_at_least_one, "must be >= 1"),
+    "num_frames": (_at_least_one, "must be >= 1"),
+    "num_inference_steps": (_at_least_one, "must be >= 1"),
+    "max_new_tokens": (_at_least_one, "must be >= 1"),
+    "samples_per_prompt": (_at_least_one, "must be >= 1"),
+    "batch_size": (_at_least_one, "must be >= 1"),
+    "fps": (_finite_positive, "must be a finite number > 0"),
+    "guidance_scale": (math.isfinite, "must be a finite number"),
+    "temperature": (_finite_non_negative, "must be a finite number >= 0"),
+    "top_p": (_probability, "must be a finite number in (0, 1]"),
+}
+
+
+def _validate_generation(gen: GenerationSettings, where: str) -> None:
+    for key, (ok, need) in GENERATION_CHECKS.items():
+        value = getattr(gen, key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{where}.{key} {need}, got {value!r}")
+    _check_finite(gen.extra, f"{where}.extra")
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Every float inside ``extra`` (passed to the model verbatim) must be finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be finite, got {value!r}")
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _check_finite(inner, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, inner in enumerate(value):
+            _check_finite(inner, f"{where}[{i}]")
 
 
 def _check_template(template: str, where: str) -> None:

@@ -1,7 +1,8 @@
 """Per-item failures: an exception of a model or metric on one item is recorded and the run goes on.
 
-* What fails fast instead: configuration mistakes and missing or unsafe weights (:data:`FATAL`), which would fail on
-  every item the same way; they stop the command with their one-line error as before.  Everything else an item
+* What fails fast instead: configuration mistakes, missing or unsafe weights and a failing output folder (disk
+  full: :class:`~omnieval.store.StorageError`) (:data:`FATAL`), which would fail on every item the same way; they
+  stop the command with their one-line error as before.  Everything else an item
   raises (bad media, a model or metric exception, CUDA out of memory on one long video) is a failure of that item.
 * A failure is a record in ``DIR/failures/<task>[.rank<r>].jsonl`` keyed like the work it replaces (the item key
   for generation, the score key for a metric): stage, item id, metric label, the error (type and message, one line)
@@ -37,10 +38,11 @@ from omnieval.errors import (
     UnknownNameError,
 )
 from omnieval.safe_pickle import UnsafePickleError
+from omnieval.store import StorageError
 
-#: errors that are the same for every item (configuration, weights): they stop the command instead
+#: errors that are the same for every item (configuration, weights, a full disk): they stop the command instead
 FATAL: tuple[type[BaseException], ...] = (ConfigError, UnknownNameError, MissingWeightsError, CapabilityError,
-                                          UnsafePickleError)
+                                          UnsafePickleError, StorageError)
 DEFAULT_MAX_FAILURES = "0.01"
 #: item ids kept in results.json per task (``first``)
 FIRST_N = 5

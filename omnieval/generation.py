@@ -2,10 +2,12 @@
 in the store.
 
 Requests of one task are batched inside fixed blocks of items (:mod:`omnieval.shards`; ``generation.batch_size``
-per call, one think mode per block).  Input media (``understand``
-and edit tasks) are read from the doc's media field and checked against the capability's input kinds; outputs
-are checked against its output kind before anything is written, so a wrong or non-finite output never becomes a
-scored artifact.
+per call, one think mode per block).  A chained item (multi-turn editing, ``fields.chain``) takes the stored output
+of the item it continues as its input, so a block is generated in waves (:func:`omnieval.shards.waves`: wave ``k``
+holds the ``k``-th edits of its chains, ready once wave ``k - 1`` is in the store; a chain never leaves its block,
+which also makes resume exact).  Input media (``understand`` and edit tasks) are read from the doc's media field
+and checked against the capability's input kinds; outputs are checked against its output kind before anything is
+written, so a wrong or non-finite output never becomes a scored artifact.
 """
 from __future__ import annotations
 
@@ -43,8 +45,21 @@ def input_media(cfg: TaskConfig, cap: Capability, doc: Doc):
     return media
 
 
-def make_request(plan: TaskPlan, item: WorkItem) -> Request:
-    media = input_media(plan.cfg, plan.capability, item.doc) if plan.capability.takes_media else None
+def request_media(plan: TaskPlan, item: WorkItem, store: Store | None):
+    """The item's input media: the doc's media, or -- for a chained item (``fields.chain``) -- the stored output
+    of the item it continues (same sample and think mode), exactly as written to the store (PNG is lossless)."""
+    if item.after is None:
+        return input_media(plan.cfg, plan.capability, item.doc)
+    record = store.generation(item.task, item.after) if store is not None else None
+    if record is None:
+        raise OmniEvalError(f"task {item.task}: doc {item.doc.id} sample {item.sample_index} think {item.think} edits "
+                            f"the output of doc {item.doc.get(plan.cfg.fields.chain)}, which has none (not generated yet, or its "
+                            f"generation failed)")
+    return store.load_output(record)
+
+
+def make_request(plan: TaskPlan, item: WorkItem, store: Store | None = None) -> Request:
+    media = request_media(plan, item, store) if plan.capability.takes_media else None
     return Request(capability=plan.capability.name, prompt=item.prompt, seed=item.seed, think=item.think == "on",
                    media=media, settings=plan.cfg.generation, task=item.task, doc_id=item.doc.id,
                    sample_index=item.sample_index)
@@ -75,20 +90,22 @@ def needs_output(store: Store, item: WorkItem, retry_failed: bool = False) -> bo
 def generate(plan: TaskPlan, blocks: list[Block], get_model: Callable[[], Model], store: Store, *, model_name: str,
              on_batch: Callable[[int, float], None], progress, failures: FailureTracker, retry_failed: bool = False) -> None:
     """Generate every item of ``blocks`` that still needs an output.  Batches are ``generation.batch_size`` items
-    cut from the start of each block (:mod:`omnieval.shards`), run whole when any of their items needs work (only
-    those are stored).  An item that raises is recorded as failed (:mod:`omnieval.failures`); when a batch call
-    raises, its items are run one by one to find which.  ``get_model`` is called only if there is work;
-    ``on_batch(n, seconds)`` is told about each model call."""
+    cut from the start of each wave of each block (:mod:`omnieval.shards`), run whole when any of their items needs
+    work (only those are stored).  An item that raises is recorded as failed (:mod:`omnieval.failures`); when a
+    batch call raises, its items are run one by one to find which.  A chained item whose predecessor has no output
+    (its generation failed) fails too.  ``get_model`` is called only if there is work; ``on_batch(n, seconds)`` is
+    told about each model call."""
     batch_size = max(1, plan.cfg.generation.batch_size)
     model: Model | None = None
     for block in blocks:
-        for batch in shards.batches(block, batch_size):
-            todo = {it.key for it in batch if needs_output(store, it, retry_failed)}
-            if not todo:
-                continue
-            model = model or get_model()
-            _GenerationBatch(plan, model, store, model_name, on_batch, failures).run(batch, todo)
-            progress.update(len(todo))
+        for wave in shards.waves(block):
+            for batch in shards.batches(wave, batch_size):
+                todo = {it.key for it in batch if needs_output(store, it, retry_failed)}
+                if not todo:
+                    continue
+                model = model or get_model()
+                _GenerationBatch(plan, model, store, model_name, on_batch, failures).run(batch, todo)
+                progress.update(len(todo))
 
 
 class _GenerationBatch:
@@ -108,7 +125,7 @@ class _GenerationBatch:
         requests: dict[str, Request] = {}
         for item in batch:
             try:
-                requests[item.key] = make_request(self.plan, item)
+                requests[item.key] = make_request(self.plan, item, self.store)
             except Exception as exc:  # an unreadable input fails its item only (re-raised if fatal)
                 if item.key in todo:
                     self.fail(item, exc)

@@ -11,7 +11,7 @@ work from it (they take plans, not a runner).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from omnieval.capabilities import Capability, capability
 from omnieval.config import MetricSpec, RunConfig, TaskConfig, stable_hash
@@ -31,6 +31,8 @@ class WorkItem:
     seed: int
     prompt: str
     key: str
+    #: key of the item whose generated output is this item's input (``fields.chain``: multi-turn editing), else None
+    after: str | None = None
 
     @property
     def item_id(self) -> str:
@@ -48,18 +50,70 @@ class TaskPlan:
     metrics: tuple[MetricSpec, ...]
 
     def scored_items(self, spec: MetricSpec, items: Iterable[WorkItem] | None = None) -> list[WorkItem]:
-        """The items ``spec`` scores (all, or those whose doc matches its ``where``)."""
+        """The items ``spec`` scores (all, or those whose doc matches its ``where`` and whose sample index is in its
+        ``samples``)."""
         items = self.items if items is None else items
-        return [it for it in items if spec.applies_to(it.doc.fields)] if spec.where else list(items)
+        return [it for it in items if _scores(spec, it)] if spec.where or spec.samples else list(items)
 
     def scored_specs(self, item: WorkItem) -> list[MetricSpec]:
         """The metrics that score ``item``."""
-        return [spec for spec in self.metrics if spec.applies_to(item.doc.fields)]
+        return [spec for spec in self.metrics if _scores(spec, item)]
+
+    def siblings(self, item: WorkItem) -> list[WorkItem]:
+        """The other samples of ``item``'s doc in the same think mode (``fields.prompts``: the other questions)."""
+        return [it for it in self._by_doc().get((item.doc.id, item.think), ()) if it.key != item.key]
+
+    def _by_doc(self) -> dict[tuple[str, str], list[WorkItem]]:
+        index = self.__dict__.get("_doc_index")
+        if index is None:
+            index = {}
+            for it in self.items:
+                index.setdefault((it.doc.id, it.think), []).append(it)
+            object.__setattr__(self, "_doc_index", index)
+        return index
+
+    def together(self) -> Callable[[WorkItem], str] | None:
+        """What must stay in one process, for :func:`omnieval.shards.blocks`: a chain (items linked by ``after``)
+        under its first item, so each process generates its chains in order without waiting for another, and the
+        samples of one doc asked several questions (``fields.prompts``), so a metric comparing them (``siblings``)
+        finds them all.  ``None`` when every item stands alone."""
+        by_doc = bool(self.cfg.fields.prompts)
+        if not by_doc and not any(it.after for it in self.items):
+            return None
+        root: dict[str, str] = {}
+        for it in self.items:
+            own = f"doc:{it.doc.id}" if by_doc else it.key
+            root[it.key] = root.get(it.after, it.after) if it.after else own
+        return lambda item: root[item.key]
 
 
-def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
-    fields = dict(doc.fields)
-    if cfg.fields.prompt and cfg.fields.prompt in fields:
+def _scores(spec: MetricSpec, item: WorkItem) -> bool:
+    return spec.applies_to(item.doc.fields) and (not spec.samples or item.sample_index in spec.samples)
+
+
+class _Text(str):
+    """A template field value that accepts a str method as format spec: ``{question:capitalize}``."""
+
+    METHODS = ("capitalize", "lower", "upper", "strip", "lstrip", "rstrip", "title")
+
+    def __format__(self, spec: str) -> str:
+        if spec in self.METHODS:
+            return getattr(str(self), spec)()
+        return format(str(self), spec)
+
+
+def render_prompt(cfg: TaskConfig, doc: Doc, prompt_field: str | None = None) -> str:
+    """The doc's prompt: ``prompt_template`` filled with the doc's fields, plus ``{prompt}`` (the ``fields.prompt``
+    value, or ``prompt_field``'s for one of several questions), ``{choices_text}`` and ``{choices_lines}``.  A text
+    field may be transformed by a str method given as format spec: ``{question:capitalize}`` (lmms-eval's
+    ActivityNet-QA upper-cases the first letter and lower-cases the rest), ``:strip``, ``:lower``, ``:upper``,
+    ``:lstrip``, ``:rstrip``, ``:title``."""
+    fields = {k: _Text(v) if isinstance(v, str) else v for k, v in doc.fields.items()}
+    if prompt_field:
+        if prompt_field not in fields:
+            raise ConfigError(f"task {cfg.task}: doc {doc.id} has no field {prompt_field!r} (fields.prompts)")
+        fields["prompt"] = fields[prompt_field]
+    elif cfg.fields.prompt and cfg.fields.prompt in fields:
         fields.setdefault("prompt", fields[cfg.fields.prompt])
     choices = doc.get(cfg.fields.choices)
     if choices is not None:
@@ -69,6 +123,8 @@ def render_prompt(cfg: TaskConfig, doc: Doc) -> str:
         return cfg.prompt_template.format_map(fields)
     except KeyError as exc:
         raise ConfigError(f"task {cfg.task}: prompt_template uses field {exc.args[0]!r}, missing in doc {doc.id}") from exc
+    except ValueError as exc:  # a format spec the value does not take
+        raise ConfigError(f"task {cfg.task}: prompt_template cannot format doc {doc.id}: {exc}") from exc
 
 
 def format_choices(choices) -> str:
@@ -90,19 +146,59 @@ def plan_items(cfg: TaskConfig, docs: Iterable[Doc], identity: ModelIdentity, th
     if not capability(cfg.capability).think or not model_thinks:
         modes = [t for t in modes if t == "off"]
     gen_hash = cfg.generation_hash()
-    items = []
+    items: list[WorkItem] = []
+    by_address: dict[tuple[str, int, str], WorkItem] = {}
     for doc in docs:
-        prompt = render_prompt(cfg, doc)
+        prompts = [render_prompt(cfg, doc, f) for f in cfg.fields.prompts] if cfg.fields.prompts else None
+        prompt = render_prompt(cfg, doc) if prompts is None else ""
         for index in range(_num_samples(cfg, doc)):
+            if prompts is not None:
+                prompt = prompts[index]
             for think in modes:
                 s = base_seed + index
-                key = stable_hash({"model": identity.key(), "gen": gen_hash, "doc": doc.id, "doc_hash": doc.content_hash,
-                                   "sample": index, "seed": s, "think": think}, length=32)
-                items.append(WorkItem(cfg.task, doc, index, think, s, prompt, key))
+                address = {"model": identity.key(), "gen": gen_hash, "doc": doc.id, "doc_hash": doc.content_hash,
+                           "sample": index, "seed": s, "think": think}
+                prev = _chain_predecessor(cfg, doc, index, think, by_address)
+                if prev is not None:
+                    address["after"] = prev.key  # the input is that item's output: its key is part of this address
+                key = stable_hash(address, length=32)
+                item = WorkItem(cfg.task, doc, index, think, s, prompt, key, prev.key if prev else None)
+                by_address[(doc.id, index, think)] = item
+                items.append(item)
     return items
 
 
+def _chain_predecessor(cfg: TaskConfig, doc: Doc, index: int, think: str,
+                       planned: dict[tuple[str, int, str], WorkItem]) -> WorkItem | None:
+    """The item whose output ``doc``'s item (``index``, ``think``) edits further (same sample and think mode)."""
+    prev_id = doc.get(cfg.fields.chain) if cfg.fields.chain else None
+    if prev_id in (None, ""):
+        return None
+    prev = planned.get((str(prev_id), index, think))
+    if prev is None:
+        raise ConfigError(f"task {cfg.task}: doc {doc.id} continues doc {prev_id!r} (field {cfg.fields.chain!r}), which "
+                          f"is not planned before it with sample {index} think {think}")
+    return prev
+
+
+def with_chain_predecessors(cfg: TaskConfig, all_docs: list[Doc], chosen: list[Doc]) -> list[Doc]:
+    """``chosen`` plus every doc a chosen doc continues (``fields.chain``), in dataset order: ``--limit`` and
+    ``--offset`` never cut a chain in the middle (its first turns are generated too)."""
+    if not cfg.fields.chain:
+        return chosen
+    by_id = {d.id: d for d in all_docs}
+    keep = {d.id for d in chosen}
+    for doc in chosen:
+        prev = doc.get(cfg.fields.chain)
+        while prev not in (None, "") and str(prev) in by_id and str(prev) not in keep:
+            keep.add(str(prev))
+            prev = by_id[str(prev)].get(cfg.fields.chain)
+    return [d for d in all_docs if d.id in keep]
+
+
 def _num_samples(cfg: TaskConfig, doc: Doc) -> int:
+    if cfg.fields.prompts:
+        return len(cfg.fields.prompts)
     value = doc.get(cfg.fields.num_samples) if cfg.fields.num_samples else None
     if value is None:
         return cfg.generation.samples_per_prompt
@@ -132,11 +228,12 @@ def plan_run(run: RunConfig, model_cls, identity: ModelIdentity) -> list[TaskPla
             raise CapabilityError(
                 f"model {identity.name!r} cannot run task {cfg.task!r}: it needs capability {cfg.capability!r}, "
                 f"the model has {', '.join(model_cls.capabilities) or 'none'}")
-        docs = load_docs(cfg, run.dataset_overrides.get(cfg.task))
-        total = len(docs)
-        docs = docs[run.offset:]
+        all_docs = load_docs(cfg, run.dataset_overrides.get(cfg.task))
+        total = len(all_docs)
+        docs = all_docs[run.offset:]
         if run.limit is not None:
             docs = docs[: run.limit]
+        docs = with_chain_predecessors(cfg, all_docs, docs)
         if not docs:
             raise ConfigError(f"task {cfg.task}: no docs to run (the dataset has {total}, --offset is {run.offset})")
         items = plan_items(cfg, docs, identity, run.think_modes(), run.seed, model_thinks=model_cls.supports_think)

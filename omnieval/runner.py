@@ -29,7 +29,7 @@ from omnieval.aggregate.summary import TaskSummary, summarize
 from omnieval.config import MetricSpec, RunConfig, stable_hash
 from omnieval.failures import FailureLimit, FailureTracker, TooManyFailures
 from omnieval.locks import FolderLock
-from omnieval.metrics.base import Metric
+from omnieval.metrics.base import RETRY, Metric
 from omnieval.models.base import Model
 from omnieval.planning import TaskPlan, plan_run
 from omnieval.progress import progress as progress_bar
@@ -64,6 +64,9 @@ class Runner:
         self._lock: FolderLock | None = None
         #: task -> where it stood when this process last published it
         self.statuses: dict[str, TaskStatus] = {}
+        #: task -> one line per metric whose every stored contribution is a transient failure (RETRY: e.g. the
+        #: judge was down), as of this process's last publication of the task
+        self._retry_only: dict[str, list[str]] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
     def plan(self) -> list[TaskPlan]:
@@ -83,6 +86,7 @@ class Runner:
         if key not in self._metrics:
             t0 = time.perf_counter()
             self._metrics[key] = get_metric(spec.name)(**spec.options)
+            self._metrics[key].attach_run_dir(Path(self.run.output_path))
             self.timing.load_s += time.perf_counter() - t0
         return self._metrics[key]
 
@@ -92,7 +96,11 @@ class Runner:
 
         if self.run.predict_only:
             return
-        weights.require(weights.required_for_tasks([p.cfg for p in plans], build=self.metric))
+        files = [f for plan in plans for metric in self.metrics_of(plan).values() for f in weights.option_files(metric)]
+        weights.require(weights.required_for_tasks([p.cfg for p in plans], build=self.metric), files=files)
+        for plan in plans:  # other data a metric needs (e.g. FVD reference statistics), also before generating
+            for spec in plan.metrics:
+                self.metric(spec).check_ready(plan.cfg.task)
 
     def _load_model(self) -> Model:
         if self._model is None:
@@ -119,11 +127,12 @@ class Runner:
         plans = self.plan()
         self.check_weights(plans)
         limit = FailureLimit.parse(self.run.max_failures)
-        self.statuses = {}
+        self.statuses, self._retry_only = {}, {}
         try:
             for plan in plans:
                 metrics = self.metrics_of(plan)
-                mine = shards.shard(shards.blocks(plan, shards.block_size(plan, metrics.values())), self.run.rank,
+                size = shards.block_size(plan, metrics.values())
+                mine = shards.shard(shards.blocks(plan, size, together=plan.together()), self.run.rank,
                                     self.run.world_size)
                 failures = self._tracker(plan, mine, limit)
                 try:
@@ -150,6 +159,13 @@ class Runner:
     @property
     def results_path(self) -> Path:
         return Path(self.run.output_path) / "results.json"
+
+    @property
+    def all_failed(self) -> list[str]:
+        """One line per metric of a task this process published complete whose every stored contribution is a
+        transient failure (RETRY, e.g. the judge endpoint was down: not a failure record, so the next run scores
+        those items again without ``--retry-failed``); ``run`` / ``score`` then exit with status 3."""
+        return [line for lines in self._retry_only.values() for line in lines]
 
     def _tracker(self, plan: TaskPlan, blocks: list[shards.Block], limit: FailureLimit) -> FailureTracker:
         """This process's failure count of the task: the failures of earlier runs still standing, plus new ones."""
@@ -186,7 +202,8 @@ class Runner:
         self.timing.generate_s += seconds
 
     def _score(self, plan: TaskPlan, blocks: list[shards.Block], failures: FailureTracker) -> None:
-        bar = progress_bar(sum(map(len, blocks)), f"score {plan.cfg.task}", enabled=self.progress)
+        scored = sum(1 for block in blocks for it in block if plan.scored_specs(it))  # (a metric may score only some samples)
+        bar = progress_bar(scored, f"score {plan.cfg.task}", enabled=self.progress)
         scoring.score(plan, blocks, self.metrics_of(plan), self.store, on_batch=self._count_scoring, progress=bar,
                       failures=failures, retry_failed=self.run.retry_failed)
         bar.close()
@@ -217,14 +234,20 @@ class Runner:
     def _aggregate(self, plan: TaskPlan, results: ResultsFile, status: TaskStatus) -> None:
         cfg = plan.cfg
         contributions, score_keys = {}, []
+        retry_only = []
         if status.complete:
             for spec in plan.metrics:
                 found, _ = scoring.stored_contributions(plan, spec, self.store)  # failed items are left out
                 contributions[spec.result_label] = found
                 score_keys += [scoring.score_key(it, spec) for it, _ in found]
+                retry = [c[RETRY] for _, c in found if RETRY in c]
+                if found and len(retry) == len(found):
+                    retry_only.append(f"task {cfg.task}: metric {spec.result_label} failed on all {len(found)} items "
+                                      f"(first: {retry[0]}); they are scored again by the next run")
             summary = summarize(plan, self.metrics_of(plan), contributions)
         else:
             summary = TaskSummary()
+        self._retry_only[cfg.task] = retry_only
         hashes = TaskHashes(config=cfg.config_hash(), generation=cfg.generation_hash(),
                             docs=stable_hash([d.content_hash for d in plan.docs]), scores=stable_hash(sorted(score_keys)))
         config = cfg.to_dict()

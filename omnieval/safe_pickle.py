@@ -112,3 +112,117 @@ def restricted_load(path: str | os.PathLike) -> Any:
             raise
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, RuntimeError) as exc:
             raise UnsafePickleError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Static check of checkpoint files (nothing is unpickled)
+# ---------------------------------------------------------------------------------------------
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+_GET_OPS = {"GET", "BINGET", "LONG_BINGET"}
+_PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
+#: pickles read from a legacy (non-zip) ``torch.save`` file: magic number, protocol, sys info, the object, storage keys
+_LEGACY_TORCH_PICKLES = 5
+
+
+def pickle_globals(stream, *, max_pickles: int = 1) -> set[str]:
+    """``module.name`` of every global the pickle(s) read from the binary file object ``stream`` would import,
+    read from the opcodes (nothing is executed).  ``STACK_GLOBAL`` names come from the two strings pushed before
+    it (directly or from the memo); a name that cannot be determined is reported as ``<unknown>``.  Reading stops
+    at the first place that is not a pickle (what follows could not be unpickled either)."""
+    import pickletools
+
+    found: set[str] = set()
+    for _ in range(max_pickles):
+        pushed: list[Any] = []
+        memo: dict[Any, Any] = {}
+        try:
+            for op, arg, _pos in pickletools.genops(stream):
+                name = op.name
+                if name == "GLOBAL" or name == "INST":
+                    found.add(str(arg).replace(" ", "."))
+                    pushed.append(None)
+                elif name == "STACK_GLOBAL":
+                    module, attr = (pushed[-2:] + [None, None])[:2] if len(pushed) >= 2 else (None, None)
+                    ok = isinstance(module, str) and isinstance(attr, str)
+                    found.add(f"{module}.{attr}" if ok else "<unknown>")
+                    pushed.append(None)
+                elif name in _STRING_OPS:
+                    pushed.append(arg.decode("latin-1") if isinstance(arg, bytes) else arg)
+                elif name in _GET_OPS:
+                    pushed.append(memo.get(arg))
+                elif name in _PUT_OPS:
+                    memo[arg] = pushed[-1] if pushed else None
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = pushed[-1] if pushed else None
+                elif op.stack_after:
+                    pushed.append(None)
+        except (ValueError, EOFError):  # the end, or not a pickle from here on
+            break
+    return found
+
+
+def _python3_name(name: str) -> str:
+    """The name Python 3's unpickler imports for a protocol 0-2 global (``__builtin__.set`` -> ``builtins.set``)."""
+    import _compat_pickle
+
+    module, _, attr = name.rpartition(".")
+    if (module, attr) in _compat_pickle.NAME_MAPPING:
+        module, attr = _compat_pickle.NAME_MAPPING[(module, attr)]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    return f"{module}.{attr}"
+
+
+def allowed_global_names() -> set[str]:
+    """What ``torch.load(weights_only=True)`` accepts by default, plus this module's allow-list."""
+    names = {f"{module}.{name}" for module, name in _allowed_globals()}
+    try:
+        from torch import _weights_only_unpickler
+
+        names |= set(_weights_only_unpickler._get_allowed_globals())
+    except (ImportError, AttributeError):  # pragma: no cover - torch layout differs
+        pass
+    return names
+
+
+def unsafe_globals(path: str | os.PathLike) -> list[str]:
+    """Globals in a checkpoint file (``torch.save`` zip or legacy file, or a plain pickle) that neither
+    ``torch.load(weights_only=True)`` nor :func:`restricted_load` would accept, i.e. names that could run code.
+    Files that are not pickles (safetensors, TorchScript archives, JSON ...) give ``[]``."""
+    import zipfile
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return []
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if any(n.endswith("constants.pkl") for n in names):
+                return []  # TorchScript: loaded by torch.jit (no Python unpickling)
+            pkl = [n for n in names if n.endswith("data.pkl")]
+            if not pkl:
+                return []
+            found = pickle_globals(io.BytesIO(archive.read(pkl[0])))
+    else:
+        with open(path, "rb") as f:  # a legacy torch.save file (several pickles, then raw storages) or a pickle
+            found = pickle_globals(f, max_pickles=_LEGACY_TORCH_PICKLES)
+    return sorted({_python3_name(n) for n in found} - allowed_global_names())
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".tar")
+
+
+def check_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> None:
+    """Refuse, as a one-line :class:`UnsafePickleError`, a checkpoint that names code-running globals; a folder
+    is checked file by file (pickle-like suffixes only)."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in PICKLE_SUFFIXES) if path.is_dir() else [path]
+    for file in files:
+        if not file.is_file():
+            continue
+        bad = unsafe_globals(file)
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise UnsafePickleError(f"{what} {file}: refusing to load it, its pickle names {shown}, which could run "
+                                    f"code (only tensors and plain containers are allowed); replace it with the "
+                                    f"original file")

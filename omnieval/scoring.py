@@ -22,7 +22,7 @@ from omnieval import shards
 from omnieval.config import MetricSpec, stable_hash
 from omnieval.errors import MediaError, OmniEvalError
 from omnieval.failures import FailureTracker, failure_record, is_fatal
-from omnieval.generation import input_media
+from omnieval.generation import request_media
 from omnieval.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_media
 from omnieval.metrics.base import RETRY, Metric, MetricInput
 from omnieval.planning import TaskPlan, WorkItem
@@ -52,7 +52,14 @@ def metric_input(plan: TaskPlan, item: WorkItem, store: Store, fields: set[str])
             reference = read_media(resolve_media_path(item.doc, reference))
         inp.reference = reference
     if "source" in fields and cfg.fields.media and cap.takes_media and cap.output != "text":
-        inp.source = input_media(cfg, cap, item.doc)
+        inp.source = request_media(plan, item, store)  # what the model edited (a chained item: the previous output)
+    if "siblings" in fields:
+        inp.siblings = {}
+        for other in plan.siblings(item):
+            rec = store.generation(other.task, other.key)
+            if rec is None:
+                raise MediaError(f"item {item.item_id}: sample {other.sample_index} of the same doc has no generated output")
+            inp.siblings[other.sample_index] = store.load_output(rec)
     return inp
 
 
@@ -66,11 +73,14 @@ def needs_score(store: Store, task: str, key: str, retry_failed: bool = False) -
     return failed is None or retry_failed or failed.get("stage") != "score"
 
 
+_FIELD_OF = {"source": "media", "siblings": "prompts"}  # the task field that provides an input
+
+
 def _check_inputs(metric: Metric, spec: MetricSpec, inp: MetricInput) -> None:
     for name in metric.required_inputs():
         if getattr(inp, name) is None:
             raise MediaError(f"item {inp.item_id}: metric {spec.result_label} needs the item's {name}, which the task does "
-                             f"not provide (set `fields.{'media' if name == 'source' else name}` in the task YAML)")
+                             f"not provide (set `fields.{_FIELD_OF.get(name, name)}` in the task YAML)")
 
 
 @dataclass
@@ -89,22 +99,26 @@ def score(plan: TaskPlan, blocks: list[Block], metrics: dict[str, Metric], store
     of the plan (``metrics`` maps each spec's ``result_label`` to its instance).
 
     Each metric's batches are cut from the start of each block (:mod:`omnieval.shards`) and run whole when any of
-    their items needs a score, so an item's contribution never depends on sharding or resuming.  An item whose input
+    their items needs a score, so an item's contribution never depends on sharding or resuming.  An item without an
+    output (its generation failed) sits its batch out; the other batches keep their members.  An item whose input
     cannot be built, or on which a metric raises, is recorded as failed for that metric (a raising batch is re-run
-    one item at a time to find which)."""
+    one item at a time to find which).  Each score records the members of the batch it was computed in: when a batch
+    runs with other members than a stored score of it saw (a failed item retried), that score is stored again, so
+    the values equal a run that never failed."""
     task = plan.cfg.task
     for block in blocks:
-        have = [it for it in block if store.generation(task, it.key) is not None]
+        have = {it.key for it in block if store.generation(task, it.key) is not None}
         pending = []
         for spec in plan.metrics:
             metric = metrics[spec.result_label]
-            for batch in shards.batches(plan.scored_items(spec, have), metric.batch_size):
+            for batch in shards.batches(plan.scored_items(spec, block), metric.batch_size):
+                batch = [it for it in batch if it.key in have]
                 todo = {it.key for it in batch if needs_score(store, task, score_key(it, spec), retry_failed)}
                 if todo:
                     pending.append(_Batch(spec, metric, batch, todo))
         if pending:
             _score_block(plan, block, pending, store, on_batch, failures)
-        progress.update(len(block))
+        progress.update(sum(1 for it in block if plan.scored_specs(it)))  # (a metric may score only some samples)
 
 
 def _score_block(plan: TaskPlan, block, pending: list[_Batch], store: Store, on_batch, failures: FailureTracker) -> None:
@@ -146,6 +160,7 @@ def _score_block(plan: TaskPlan, block, pending: list[_Batch], store: Store, on_
                     fail(item, b.spec, exc)
         if not any(it.key in b.todo for it in ready):
             continue
+        alone = False
         try:
             results = _contribute(b.metric, [inputs[it.key] for it in ready], on_batch)
         except Exception as exc:  # noqa: BLE001
@@ -154,7 +169,7 @@ def _score_block(plan: TaskPlan, block, pending: list[_Batch], store: Store, on_
                     if item.key in b.todo:
                         fail(item, b.spec, exc)
                 continue
-            results = {}
+            results, alone = {}, True
             for item in ready:  # find the item(s) that raise
                 if item.key in b.todo:
                     try:
@@ -162,11 +177,20 @@ def _score_block(plan: TaskPlan, block, pending: list[_Batch], store: Store, on_
                     except Exception as single_exc:  # noqa: BLE001 -- recorded as this item's failure
                         fail(item, b.spec, single_exc)
             results = [results.get(it.key) for it in ready]
+        members = batch_members(ready)
         for item, contribution in zip(ready, results):
-            if item.key in b.todo and contribution is not None:
-                key = score_key(item, b.spec)
-                store.save_score(task, key, item.key, b.spec.name, contribution, replace=True)
+            if contribution is None:
+                continue
+            key, seen = score_key(item, b.spec), batch_members([item]) if alone else members
+            stored = None if item.key in b.todo else store.score(task, key)
+            if item.key in b.todo or (stored is not None and stored.get("batch") not in (None, seen)):
+                store.save_score(task, key, item.key, b.spec.name, contribution, replace=True, batch=seen)
                 failures.resolve(key)
+
+
+def batch_members(items: list[WorkItem]) -> str:
+    """A short hash of the keys of the items a metric was called on together (stored with each score)."""
+    return stable_hash([it.key for it in items], length=16)
 
 
 def _contribute(metric: Metric, inputs: list[MetricInput], on_batch) -> list[dict]:

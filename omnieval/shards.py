@@ -2,13 +2,19 @@
 
 A task's items are cut, per think mode and in plan order, into consecutive **blocks** of :func:`block_size` items
 (the largest of the generation batch size and the metrics' ``batch_size``).  A block is the unit a process takes
-(blocks ``rank, rank + world_size, ...``), and every batch is cut inside one block, from its start: the model sees
+(blocks ``rank, rank + world_size, ...``), and every batch is cut inside one block (inside one of its
+:func:`waves` when the task chains items), from its start: the model sees
 the same requests together, and each metric the same items in the same positions, whether one process runs the task
 or a hundred, and whether a run is fresh or resumed.  Batched networks give results that depend (by ~1e-7) on what
 else is in the batch, so this is what makes 1 and N processes give *identical* values.
 
+Groups that must stay in one process (:meth:`~omnieval.planning.TaskPlan.together`: the turns of a multi-turn
+edit, each editing the previous turn's output, and a doc's several questions) are never split across blocks.
+
 Resuming keeps it: a batch with any item still to do is run whole (its finished items are recomputed and not
-stored again), so an item's value never depends on where a kill landed.  Changing a batch size (a task's
+stored again), so an item's value never depends on where a kill landed.  An item that failed sits its batch out;
+when it is retried, the scores its batch companions got without it are stored again
+(:func:`omnieval.scoring.score`).  Changing a batch size (a task's
 ``generation.batch_size``, a metric's ``batch_size``) changes the blocks; only work done afterwards uses the new
 ones.  Memory: a block's decoded media are all that scoring holds at once.
 """
@@ -61,7 +67,22 @@ def shard(all_blocks: Sequence[Block], rank: int, world_size: int) -> list[Block
     return list(all_blocks[rank::world_size])
 
 
+def waves(block: Block) -> list[list[WorkItem]]:
+    """The block's items by chain depth, each in block order: wave 0 holds the items that take their input from the
+    doc, wave ``k`` the items continuing an item of wave ``k - 1`` (``WorkItem.after``: multi-turn editing), so a
+    wave is ready once the one before it is generated.  Fixed by the plan, never by what is stored, so batches cut
+    from a wave are the same fresh, resumed or sharded.  Without chains: one wave, the block."""
+    depth: dict[str, int] = {}
+    out: list[list[WorkItem]] = []
+    for it in block:
+        d = depth[it.key] = depth.get(it.after, -1) + 1 if it.after else 0
+        while len(out) <= d:
+            out.append([])
+        out[d].append(it)
+    return out
+
+
 def batches(items: Sequence[T], size: int) -> list[list[T]]:
-    """Consecutive batches of ``size`` from the start of ``items`` (one block's items)."""
+    """Consecutive batches of ``size`` from the start of ``items`` (one block's items, or one wave of them)."""
     size = max(1, size)
     return [list(items[i : i + size]) for i in range(0, len(items), size)]

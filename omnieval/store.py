@@ -13,7 +13,9 @@ Each process appends only to its own record files (``.rank<r>`` under a launcher
 
 Crash safety (SIGKILL at any point):
 
-* media are written to a temporary name and ``os.replace``-d into place, *then* the record is appended;
+* media are written to a temporary name and ``os.replace``-d into place, *then* the record is appended; a
+  file-backed video that was never decoded (``predictions``) is stored as a copy of its file's bytes (checked
+  for short reads by one demuxing pass, never decoded and re-encoded, so memory stays small);
 * records are appended as one ``write`` of a full line, flushed and ``fsync``-ed;
 * on open, a torn last line (no trailing newline) is cut off, so a re-run appends after the last complete
   record; a damaged complete line elsewhere is skipped with a warning (its item is redone), never cut: in the
@@ -21,21 +23,69 @@ Crash safety (SIGKILL at any point):
   the log is atomically rewritten without it), so the warning is given once and nothing is lost;
 * a record whose media file is missing or whose checksum differs is ignored and the item is redone.
   Records are keyed, so a duplicate key is never written twice.
+
+Write failures (disk full, quota, read-only file system) raise a one-line :class:`StorageError` naming the file;
+the temporary file is removed and a partly appended record line is cut off again.  Files are created with mode
+``0666`` minus the umask (``0644`` under the usual ``0022``), like any other file the user writes.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from omnieval.errors import OmniEvalError
-from omnieval.media import Video, file_sha256, read_media, write_media
+from omnieval.media import Video, file_sha256, read_media, write_image, write_video
+
+
+class StorageError(OmniEvalError):
+    """Writing to the output folder failed (disk full, permissions ...); names the file."""
+
+
+def _storage_error(path: Path, exc: BaseException) -> StorageError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+    return StorageError(f"cannot write {path}: {reason}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a full disk may accept part of a write)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Create ``path`` (mode 0666 minus the umask, unlike mkstemp's 0600), write ``data`` and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_file(final: Path, write: Callable[[Path], Any]) -> Path:
+    """``write(tmp)`` a temporary file next to ``final`` (same suffix, so writers that pick the format by name
+    work), then ``os.replace`` it into place.  On any failure the temporary file is removed; an ``OSError`` (disk
+    full ...) becomes a one-line :class:`StorageError` naming ``final``."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{final.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise _storage_error(final, exc) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final
 
 
 class JsonlLog:
@@ -89,16 +139,7 @@ class JsonlLog:
             f.write(b"".join(damaged))
             f.flush()
             os.fsync(f.fileno())
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(intact)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_file(self.path, lambda tmp: _write_new_file(tmp, intact))
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -113,10 +154,20 @@ class JsonlLog:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(record, sort_keys=True, default=_json_default) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, line)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        except OSError as exc:
+            raise _storage_error(self.path, exc) from exc
+        try:
+            size = os.fstat(fd).st_size
+            _write_all(fd, line)
             os.fsync(fd)
+        except OSError as exc:
+            try:  # cut a partly written line off again, so the next append starts on a clean line
+                os.ftruncate(fd, size)
+            except OSError:
+                pass  # the torn tail is cut when the file is next opened
+            raise _storage_error(self.path, exc) from exc
         finally:
             os.close(fd)
         self.records[record["key"]] = record
@@ -133,18 +184,9 @@ def _json_default(obj: Any):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Replace ``path`` by ``text`` (UTF-8) atomically: fsync'ed temporary file, then ``os.replace``."""
+    data = text.encode("utf-8")
+    atomic_file(Path(path), lambda tmp: _write_new_file(tmp, data))
 
 
 class Store:
@@ -217,14 +259,17 @@ class Store:
         if isinstance(output, str):
             record = dict(record, response=output, artifact=None)
         else:
-            rel = Path("artifacts") / key[:2] / key
-            final = self.root / rel
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.with_name(f".{key}.tmp{os.getpid()}")
-            written = write_media(output, tmp)
-            target = final.with_suffix(written.suffix)
-            os.replace(written, target)
-            record = dict(record, artifact=str(rel.with_suffix(written.suffix)), artifact_sha256=file_sha256(target))
+            source = output.source_file if isinstance(output, Video) else None
+            if source is not None:  # the file's own bytes: no decoding, no re-encoding
+                output.verify()
+                suffix, write = source.suffix.lower(), lambda tmp: shutil.copyfile(source, tmp)
+            elif isinstance(output, Video):
+                suffix, write = ".mp4", lambda tmp: write_video(output, tmp)
+            else:
+                suffix, write = ".png", lambda tmp: write_image(output, tmp)
+            rel = (Path("artifacts") / key[:2] / key).with_suffix(suffix)
+            target = atomic_file(self.root / rel, write)
+            record = dict(record, artifact=str(rel), artifact_sha256=file_sha256(target))
             self._verified.add(record["artifact"])
             if isinstance(output, Video):
                 record["fps"] = output.fps
@@ -251,17 +296,18 @@ class Store:
                 return None
         return rec
 
-    def save_score(self, task: str, key: str, item_key: str, metric: str, contribution: dict, replace: bool = False) -> None:
+    def save_score(self, task: str, key: str, item_key: str, metric: str, contribution: dict, replace: bool = False,
+                   batch: str | None = None) -> None:
+        """Store one contribution (array parts as ``.npz``); ``batch``: the hash of the items scored together with
+        it (:func:`omnieval.scoring.batch_members`)."""
         scalars = {k: v for k, v in contribution.items() if not isinstance(v, np.ndarray)}
         arrays = {k: v for k, v in contribution.items() if isinstance(v, np.ndarray)}
         record = {"key": key, "item": item_key, "metric": metric, "contribution": scalars, "arrays": None}
+        if batch is not None:
+            record["batch"] = batch
         if arrays:
             rel = Path("scores") / "arrays" / key[:2] / f"{key}.npz"
-            final = self.root / rel
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.with_name(f".{key}.tmp{os.getpid()}.npz")
-            np.savez(tmp, **arrays)
-            os.replace(tmp, final)
+            atomic_file(self.root / rel, lambda tmp: np.savez(tmp, **arrays))
             record["arrays"] = str(rel)
         self._logs("scores", task)[0].append(record, replace=replace)
 

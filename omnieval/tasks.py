@@ -6,9 +6,6 @@ group (every task listing it under ``group``).
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +29,8 @@ def _index(include: tuple[str, ...]) -> dict[str, TaskConfig]:
     for folder in task_dirs(include):
         for path in sorted(folder.rglob("*.yaml")):
             if path.name.startswith("_"):  # shared parts for `include:`, not tasks
+                continue
+            if "fixtures" in path.relative_to(folder).parts[:-1]:  # bundled data in official layouts (V2VBench config.yaml)
                 continue
             for cfg in load_task_file(path):
                 if cfg.task in tasks and tasks[cfg.task].source_file != cfg.source_file:
@@ -84,102 +83,49 @@ class Doc:
 
 
 def load_docs(cfg: TaskConfig, override: str | None = None) -> list[Doc]:
-    """Read the task's docs.  ``override`` replaces ``dataset.path`` (``--dataset TASK=PATH``)."""
+    """Read the task's docs through its loader (:mod:`omnieval.loaders`).  ``override`` replaces
+    ``dataset.path`` (``--dataset TASK=PATH``; a relative override is relative to the working directory).
+
+    In-record images are cached as files and hashed by their bytes (:mod:`omnieval.loaders.inline`)."""
+    from omnieval.loaders import expand, load
+    from omnieval.loaders.inline import materialise_row
+
     spec = cfg.dataset
     path_text = override or spec.path
-    local = Path(path_text) if Path(path_text).is_absolute() else cfg.base_dir() / path_text
-    if override and not Path(override).is_absolute():
-        local = Path(override)
-    root_text = _expand(spec.media_root, cfg.task) if spec.media_root else None
-    if local.exists():
-        rows = _read_local(local, cfg.task)
-        media_root = Path(root_text) if root_text else (local if local.is_dir() else local.parent)
-        if root_text and not Path(root_text).is_absolute():
-            media_root = cfg.base_dir() / root_text
-    elif _looks_local(path_text):
-        raise ConfigError(f"task {cfg.task}: dataset file not found: {local}")
-    else:
-        rows = _read_hub(spec, path_text, cfg.task)
-        media_root = Path(root_text) if root_text else None
+    base_dir = Path.cwd() if override else cfg.base_dir()
+    loaded = load(cfg.task, spec, path_text, base_dir, list_fields=(cfg.fields.choices,) if cfg.fields.choices else ())
+    media_root = loaded.media_root
+    if spec.media_root:
+        root = Path(expand(spec.media_root, cfg.task, "media_root"))
+        media_root = root if root.is_absolute() else cfg.base_dir() / root
     docs, seen = [], set()
-    for index, row in enumerate(rows):
+    for index, row in enumerate(loaded.rows):
         if not isinstance(row, dict):
             raise ConfigError(f"task {cfg.task}: record {index} of {path_text} is not a mapping")
-        row = dict(row)
+        if any(row.get(k) != v for k, v in spec.where.items()):
+            continue
+        row, content = materialise_row(row, f"task {cfg.task}: record {index}")
         if media_root is not None:
             row["__media_root__"] = str(media_root)
         doc_id = str(row[cfg.fields.id]) if cfg.fields.id and cfg.fields.id in row else str(index)
         if doc_id in seen:
             raise ConfigError(f"task {cfg.task}: duplicate doc id {doc_id!r} in {path_text}")
         seen.add(doc_id)
-        content = {k: v for k, v in row.items() if k != "__media_root__"}
+        _check_choices(cfg, row, f"doc {doc_id} of {path_text}")
         docs.append(Doc(doc_id, row, stable_hash(content)))
     return docs
 
 
-def _expand(text: str, task: str) -> str:
-    """Expand ``$VAR``/``${VAR}`` (media folders live in different places on every cluster)."""
-    expanded = os.path.expanduser(os.path.expandvars(text))
-    if "$" in expanded:
-        raise ConfigError(f"task {task}: dataset.media_root {text!r} needs an environment variable that is not set")
-    return expanded
+def _check_choices(cfg: TaskConfig, row: dict, where: str) -> None:
+    """The choices field holds a list of options or a ``{letter: text}`` mapping (a string would be split into
+    characters when the prompt is rendered and fail, if at all, only when scoring)."""
+    from omnieval.loaders.files import short
 
-
-def _looks_local(text: str) -> bool:
-    return text.startswith((".", "/", "~")) or Path(text).suffix in {".jsonl", ".json", ".csv", ".yaml"}
-
-
-def _read_local(path: Path, task: str) -> list[dict]:
-    if path.is_dir():
-        # a folder of media: one doc per file, id = file stem, prompt = stem (VBench-style names)
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        return [{"id": p.stem, "prompt": p.stem, "media": p.name} for p in files]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"task {task}: {path} is not UTF-8 text") from exc
-    if path.suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"task {task}: {path}:{n}: invalid JSON ({exc.msg})") from exc
-        return rows
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"task {task}: {path}: invalid JSON ({exc.msg})") from exc
-        rows = data.get("data", [data]) if isinstance(data, dict) else data
-        if not isinstance(rows, list):
-            raise ConfigError(f"task {task}: {path}: expected a list of records (or {{\"data\": [...]}}), "
-                              f"got {type(rows).__name__}")
-        return rows
-    if path.suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        rows = []
-        for row in reader:
-            if None in row or None in row.values():  # more / fewer cells than the header has
-                raise ConfigError(f"task {task}: {path}:{reader.line_num}: expected {len(reader.fieldnames or [])} "
-                                  f"comma-separated fields as in the header")
-            rows.append(row)
-        return rows
-    raise ConfigError(f"task {task}: unsupported dataset file type {path.suffix!r} ({path})")
-
-
-def _read_hub(spec, path: str, task: str) -> list[dict]:
-    try:
-        import datasets
-    except ImportError as exc:  # pragma: no cover
-        raise ConfigError(f"task {task}: the `datasets` package is needed for hub dataset {path}") from exc
-    try:
-        ds = datasets.load_dataset(path, spec.name, revision=spec.revision, split=spec.split)
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types; all mean "not available"
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"task {task}: cannot load dataset {path!r} (revision {spec.revision}, split {spec.split}): {first}") from exc
-    return [dict(r) for r in ds]
+    key = cfg.fields.choices
+    value = row.get(key) if key else None
+    if value is not None and not isinstance(value, (list, tuple, dict)):
+        raise ConfigError(f"task {cfg.task}: {where}: field {key!r} (the choices) must be a list of options or a "
+                          f"{{letter: text}} mapping, got {type(value).__name__} {short(value)}")
 
 
 def resolve_media_path(doc: Doc, value: str, template: str = "{}") -> Path:

@@ -16,6 +16,7 @@ def _isolated_weights_dir(tmp_path_factory, monkeypatch):
     """No test may see the user's real weight cache: weights come from files the tests make."""
     monkeypatch.setenv("OMNIEVAL_WEIGHTS_DIR", str(tmp_path_factory.getbasetemp() / "weights"))
     monkeypatch.setenv("VBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "vbench_cache"))
+    monkeypatch.setenv("OMNIEVAL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "omnieval_cache"))
 
 
 

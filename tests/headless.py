@@ -6,8 +6,8 @@ Debian's ``chromium`` -- no driver whose version must match the browser, no brow
 library, no TCP port.  Clicks go through ``Input.dispatchMouseEvent`` at the element's on-screen position,
 i.e. through the page's real event path, and ``Network`` events show every request the page makes.
 
-``python tests/headless.py PAGE.html OUT.png [--width W --height H --selector CSS]`` takes a screenshot
-(the README's picture of the board is made this way).
+``python tests/headless.py PAGE.html OUT.png [--width W --height H --selector CSS --viewport --scroll-to CSS]``
+takes a screenshot, lazy images and video posters loaded (the README's pictures are made this way).
 """
 from __future__ import annotations
 
@@ -226,6 +226,18 @@ class Browser:
         self.close()
 
 
+def launch_browser(**kwargs) -> Browser:
+    """A Browser for a test: skipped where Chromium is absent, unless ``CI`` is set (then a missing Chromium fails:
+    ``.ci/run`` installs it)."""
+    import pytest
+
+    if not find_chromium():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (CI must have it: .ci/run installs it with apt-get)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return Browser(**kwargs)
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -236,7 +248,17 @@ if __name__ == "__main__":
     ap.add_argument("--height", type=int, default=900)
     ap.add_argument("--selector", default=None, help="only this element's box")
     ap.add_argument("--viewport", action="store_true", help="only the first screenful")
+    ap.add_argument("--scroll-to", default=None, help="scroll this element to the top first (with --viewport)")
     a = ap.parse_args()
     with Browser(width=a.width, height=a.height) as b:
         b.open(Path(a.page).resolve().as_uri())
+        # lazy media (the run report's video posters and images) are loaded before the picture is taken
+        b.js("document.querySelectorAll('video[data-poster]').forEach(v => v.poster = v.dataset.poster); "
+             "document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager'); 1")
+        b.js("Promise.all(Array.from(document.images).map(i => i.complete ? 1 : new Promise(r => { i.onload = i.onerror = r; }))"
+             ".concat(Array.from(document.querySelectorAll('video[poster]')).map(v => new Promise(r => { "
+             "const i = new Image(); i.onload = i.onerror = r; i.src = v.poster; }))))")
+        if a.scroll_to:
+            b.js(f"document.querySelector({json.dumps(a.scroll_to)}).scrollIntoView(); 1")
+        time.sleep(3.0)  # video controls draw a loading spinner for a moment after layout
         print(b.screenshot(Path(a.out), selector=a.selector, full_page=not a.viewport))

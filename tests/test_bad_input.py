@@ -12,6 +12,7 @@ from omnieval.cli import main
 from omnieval.media import Video, write_image, write_video
 from omnieval.models.base import Model
 from omnieval.registry import register_model
+from test_media import bomb_png
 
 
 @register_model("test-bad-output", description="returns broken media (bad-input tests)")
@@ -64,6 +65,22 @@ EDIT = "task: h_edit\ncapability: edit_image\ndataset: {path: e.jsonl}\nfields: 
     ("h_t2i.yaml", T2I + "generation: {height: big}\n", ["h_t2i.yaml.generation.height", "expected int, got 'big'"]),
     ("h_t2i.yaml", T2I + "generation: {samples_per_prompt: 0}\n", ["generation.samples_per_prompt must be >= 1"]),
     ("h_t2i.yaml", T2I + "generation: {batch_size: -1}\n", ["generation.batch_size must be >= 1"]),
+    # non-finite and out-of-range generation settings (issue 14 §7.3): one line naming the file and the key
+    ("h_t2i.yaml", T2I + "generation: {guidance_scale: .nan}\n", ["h_t2i.yaml.generation.guidance_scale must be a finite number, got nan"]),
+    ("h_t2i.yaml", T2I + "generation: {guidance_scale: -.inf}\n", ["h_t2i.yaml.generation.guidance_scale must be a finite number, got -inf"]),
+    ("h_t2i.yaml", T2I + "generation: {fps: .nan}\n", ["h_t2i.yaml.generation.fps must be a finite number > 0, got nan"]),
+    ("h_t2i.yaml", T2I + "generation: {fps: 0}\n", ["h_t2i.yaml.generation.fps must be a finite number > 0, got 0.0"]),
+    ("h_t2i.yaml", T2I + "generation: {fps: .inf}\n", ["h_t2i.yaml.generation.fps must be a finite number > 0, got inf"]),
+    ("h_t2i.yaml", T2I + "generation: {height: -8}\n", ["h_t2i.yaml.generation.height must be >= 1, got -8"]),
+    ("h_t2i.yaml", T2I + "generation: {width: 0}\n", ["h_t2i.yaml.generation.width must be >= 1, got 0"]),
+    ("h_t2i.yaml", T2I + "generation: {num_frames: 0}\n", ["h_t2i.yaml.generation.num_frames must be >= 1, got 0"]),
+    ("h_t2i.yaml", T2I + "generation: {num_inference_steps: -2}\n", ["generation.num_inference_steps must be >= 1, got -2"]),
+    ("h_t2i.yaml", T2I + "generation: {max_new_tokens: 0}\n", ["generation.max_new_tokens must be >= 1, got 0"]),
+    ("h_t2i.yaml", T2I + "generation: {temperature: -0.5}\n", ["generation.temperature must be a finite number >= 0, got -0.5"]),
+    ("h_t2i.yaml", T2I + "generation: {top_p: 1.5}\n", ["generation.top_p must be a finite number in (0, 1], got 1.5"]),
+    ("h_t2i.yaml", T2I + "generation: {top_p: .nan}\n", ["generation.top_p must be a finite number in (0, 1], got nan"]),
+    ("h_t2i.yaml", T2I + "generation: {extra: {shift: .nan}}\n", ["h_t2i.yaml.generation.extra.shift must be finite, got nan"]),
+    ("h_t2i.yaml", T2I + "generation: {extra: {sizes: [1, .inf]}}\n", ["h_t2i.yaml.generation.extra.sizes[1] must be finite, got inf"]),
     ("h_t2i.yaml", T2I + "generation: 3\n", ["h_t2i.yaml.generation: expected a mapping"]),
     ("h_t2i.yaml", T2I + "think: maybe\n", ["h_t2i.yaml.think"]),
     ("h_t2i.yaml", T2I + "prompt_template: '{nope}'\n", ["prompt_template uses field 'nope', missing in doc p0"]),
@@ -89,11 +106,52 @@ def test_bad_task_yaml(tmp_path, tasks_dir, capsys, name, text, needles):
     ("p.json", b"3", ["p.json: expected a list of records"]),
     ("p.csv", b"id,prompt\na,hello,extra\n", ["p.csv:2: expected 2 comma-separated fields"]),
     ("p.csv", b"id,prompt\na\n", ["p.csv:2: expected 2 comma-separated fields"]),
+    ("p.jsonl", b"\xef\xbb\xbf" + b'{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n', ["duplicate doc id 'a'"]),
 ])
 def test_bad_dataset_files(tmp_path, tasks_dir, capsys, file, data, needles):
     (tasks_dir / file).write_bytes(data)
     (tasks_dir / "h_t2i.yaml").write_text(T2I.replace("prompts.jsonl", file) + "metrics: [test_brightness]\n")
     expect_error(capsys, run(tmp_path / "o", tasks_dir), *needles)
+
+
+def test_csv_with_a_byte_order_mark_keeps_its_doc_ids(tmp_path, tasks_dir):
+    """Issue 14 §7.7: Excel's UTF-8 BOM made the header ``\ufeffid``, so doc ids silently became row numbers."""
+    (tasks_dir / "p.csv").write_bytes(b"\xef\xbb\xbfid,prompt\nalpha,hello\nbeta,world\n")
+    (tasks_dir / "h_t2i.yaml").write_text(T2I.replace("prompts.jsonl", "p.csv") + "metrics: [test_brightness]\n")
+    assert run(tmp_path / "o", tasks_dir) == 0
+    recs = [json.loads(x) for x in (tmp_path / "o" / "samples" / "h_t2i.jsonl").read_text().splitlines()]
+    assert sorted({r["doc_id"] for r in recs}) == ["alpha", "beta"]
+
+
+QA_CSV = ("task: h_qa\ncapability: understand\ndataset: {path: qa.csv}\n"
+          "fields: {prompt: question, media: video, choices: options, reference: answer}\n"
+          "prompt_template: \"{question}\\n{choices_text}\"\nmetrics: [test_answer_a]\n")
+
+
+def test_csv_options_given_as_a_json_list_are_a_list(tmp_path, tasks_dir):
+    (tasks_dir / "qa.csv").write_text('id,question,video,options,answer\nq0,is 0 even?,clip.mp4,"[""yes"", ""no""]",A\n')
+    (tasks_dir / "h_qa.yaml").write_text(QA_CSV)
+    assert run(tmp_path / "o", tasks_dir, tasks="h_qa") == 0
+    rec = json.loads((tmp_path / "o" / "samples" / "h_qa.jsonl").read_text())
+    assert rec["prompt"] == "is 0 even?\n(A) yes\n(B) no"
+
+
+@pytest.mark.parametrize("file, data, needles", [
+    # before: split into characters, "(A) y (B) e (C) s ...", then a late error naming nothing
+    ("qa.csv", "id,question,video,options,answer\nq0,is 0 even?,clip.mp4,yes|no,A\n",
+     ["task h_qa:", "qa.csv:2: field 'options' (the choices) must be a JSON list", "got 'yes|no'"]),
+    ("qa.csv", 'id,question,video,options,answer\nq0,x,clip.mp4,"[""yes"", 3",A\n',
+     ["qa.csv:2: field 'options' (the choices) is not valid JSON"]),
+    ("qa.csv", 'id,question,video,options,answer\nq0,x,clip.mp4,"""yes""",A\n',
+     ["qa.csv:2: field 'options' (the choices) must be a JSON list"]),
+    ("qa.jsonl", json.dumps({"id": "q0", "question": "x", "video": "clip.mp4", "options": "yes|no", "answer": "A"}) + "\n",
+     ["task h_qa: doc q0 of", "qa.jsonl: field 'options' (the choices) must be a list of options or a {letter: text} "
+      "mapping, got str 'yes|no'"]),
+])
+def test_choices_that_are_not_a_list_fail_at_load_naming_the_line(tmp_path, tasks_dir, capsys, file, data, needles):
+    (tasks_dir / file).write_text(data)
+    (tasks_dir / "h_qa.yaml").write_text(QA_CSV.replace("qa.csv", file))
+    expect_error(capsys, run(tmp_path / "o", tasks_dir, tasks="h_qa"), *needles)
 
 
 def test_csv_dataset_with_quoted_newline_runs(tmp_path, tasks_dir):
@@ -109,6 +167,7 @@ def test_csv_dataset_with_quoted_newline_runs(tmp_path, tasks_dir):
     ("img.txt", lambda d: (d / "img.txt").write_text("x"), ["doc a: unknown media type '.txt'"]),
     (["a.png"], lambda d: None, ["doc a media field 'image' must be a file name"]),
     ("clip.mp4", lambda d: None, ["doc a: edit_image needs an input image", "clip.mp4"]),
+    ("bomb.png", lambda d: bomb_png(d / "bomb.png"), ["task h_edit: doc a: image", "bomb.png refused", "decompression bomb"]),
 ])
 def test_bad_input_media(tmp_path, tasks_dir, capsys, value, make, needles):
     make(tasks_dir)
@@ -122,12 +181,21 @@ def _truncated_video(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def _truncated_faststart_video(path: Path) -> None:
+    """Index at the front: the cut file still opens and promises 48 frames (issue 14 §7.4)."""
+    from test_media_lazy import _faststart_lossless
+
+    whole = _faststart_lossless(path.with_name("whole.mp4"))
+    path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+
+
 @pytest.mark.parametrize("file, make, extra, needles", [
     ("v.mp4", _truncated_video, {}, ["doc(s) p0 think off: cannot decode video", "v.mp4"]),
+    ("v.mp4", _truncated_faststart_video, {}, ["v.mp4 is truncated", "the container lists 48 frames, the file holds"]),
     ("v.png", lambda p: write_image(np.zeros((8, 8, 3), np.uint8), p), {}, ["v.png is not a video"]),
     ("v.mp4", lambda p: p.write_text("hello"), {}, ["cannot decode video", "v.mp4"]),
     ("v.mp4", lambda p: p.mkdir(), {}, ["video path is not a file", "v.mp4"]),
-    ("v.mp4", lambda p: None, {"sample_index": "x"}, ["manifest.jsonl:1: sample_index must be an integer"]),
+    ("v.mp4", lambda p: None, {"sample_index": "x"}, ["manifest.jsonl:1: sample_index must be a whole number >= 0, got 'x'"]),
     ("v.mp4", lambda p: None, {"file": None}, ["manifest.jsonl:1: needs doc_id and file"]),
 ])
 def test_bad_prediction_files(tmp_path, tasks_dir, capsys, file, make, extra, needles):

@@ -9,11 +9,10 @@ installs it).
 from __future__ import annotations
 
 import csv
-import os
 
 import board_fixtures as bf
 import pytest
-from headless import Browser, find_chromium
+from headless import Browser, launch_browser
 
 from omnieval.leaderboard.entries import PUBLISHED_DIR
 from omnieval.leaderboard.render import render_boards
@@ -21,11 +20,7 @@ from omnieval.leaderboard.render import render_boards
 
 @pytest.fixture(scope="module")
 def browser():
-    if not find_chromium():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (CI must have it: .ci/run installs it with apt-get)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    with Browser(width=1400, height=900) as b:
+    with launch_browser(width=1400, height=900) as b:
         yield b
 
 

@@ -203,7 +203,7 @@ def test_metric_merge_equals_single_process(tmp_path, ts_ckpt):
     assert cls.higher_is_better is False and cls.bootstrap is False
     assert single.required_weights() == []  # explicit ckpt_path
     assert cls(preset="styleganv_16f", reference_stats=str(ref_path)).required_weights() == ["i3d_torchscript"]
-    with pytest.raises(ConfigError, match="exactly one"):
+    with pytest.raises(ConfigError, match="name the real videos"):
         cls(preset="styleganv_16f")
 
 

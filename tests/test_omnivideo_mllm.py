@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from omnieval.errors import MediaError, MissingWeightsError
+from omnieval.errors import OmniEvalError, MediaError, MissingWeightsError
 from omnieval.media import Video
 from omnieval.models.omnivideo import chat
 from omnieval.models.omnivideo.mllm import ROUTE_TASKS, DownSample2x2, MLLMConfig, MultimodalProjector, OmniMLLM
@@ -268,3 +268,32 @@ def test_missing_file_is_a_clear_error(model, tmp_path, missing):
     message = str(err.value)
     assert str(tmp_path / missing) in message and "\n" not in message
     assert "llm/" in message and "mm_projector/" in message  # names the expected layout
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+@pytest.mark.parametrize("folder", ["mm_projector", "llm", "vision_tower"])
+def test_malicious_pickle_in_a_bin_is_a_one_line_refusal(model, tmp_path, folder):
+    """Issue 14 §7.10: a code-running ``pytorch_model.bin`` was refused by ``weights_only`` -- as a traceback."""
+    model.save_pretrained(tmp_path)
+    (tmp_path / folder / "model.safetensors").unlink()
+    torch.save({"weight": _RunsCode()}, tmp_path / folder / "pytorch_model.bin")
+    with pytest.raises(OmniEvalError) as err:
+        OmniMLLM.from_pretrained(tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and str(tmp_path / folder / "pytorch_model.bin") in message, message
+    assert "refusing to load it, its pickle names posix.system" in message, message
+
+
+def test_damaged_bin_is_a_one_line_error(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    (tmp_path / "llm" / "model.safetensors").unlink()
+    (tmp_path / "llm" / "pytorch_model.bin").write_bytes(b"\x80\x02not really a checkpoint")
+    with pytest.raises(MissingWeightsError) as err:
+        OmniMLLM.from_pretrained(tmp_path)
+    assert "\n" not in str(err.value) and str(tmp_path / "llm") in str(err.value), str(err.value)

@@ -179,6 +179,15 @@ def test_uint8_conversion_matches_official_savers():
     assert img.tolist() == [0, 128, 255] and vid.tolist() == [0, 127, 255]
 
 
+def test_non_finite_model_output_is_refused_before_uint8(tiny):
+    """Issue 14 §7.3: NaN became 0 in the uint8 conversion, so a NaN guidance scale gave a black image that was
+    scored normally."""
+    with pytest.raises(MediaError, match="decoded frames contain NaN or infinite values"):
+        to_uint8(torch.tensor([0.0, float("nan")]).view(1, 1, 1, 2).expand(3, 1, 1, 2), image=True)
+    with pytest.raises(MediaError, match="doc 0 sample 0 think off: decoded frames contain NaN or infinite values"):
+        tiny.generate_image(make_requests("t2i", ["x"], seeds=[0], guidance_scale=float("nan")))
+
+
 def test_bad_requests_are_clear(tiny):
     with pytest.raises(ConfigError, match="multiples"):
         tiny.generate_image(make_requests("t2i", ["x"], seeds=[0], height=20, width=32))

@@ -131,3 +131,117 @@ def test_export_in_vbench_naming_and_score_a_vbench_style_folder(tmp_path, tasks
                  "--output_path", str(tmp_path / "x"), *run]) == 2
     err = capsys.readouterr().err
     assert "no 'a red ball number 3'-1.mp4 in the VBench-style path folder for task h_t2i doc p3 sample 1" in err
+
+
+def test_predicted_videos_are_stored_as_their_file_bytes_never_decoded(tmp_path, tasks_dir, monkeypatch):
+    """Issue 14 §7.6: ``predictions`` never looks at the frames, so storing its outputs must not decode them (a
+    41 KB clip of 600 720p frames took 3.3 GB): the artifact is the file's own bytes, and scoring decodes it."""
+    from omnieval import videofile
+    from omnieval.media import file_sha256, read_video
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    lines = []
+    for i in range(4):  # lossy yuv420p files, as other models write them
+        write_video(Video(np.full((3, 8, 8, 3), 30 * i, np.uint8), fps=4), pred / f"{i}.mp4", codec="libx264")
+        lines.append({"task": "h_t2v", "doc_id": f"p{i}", "file": f"{i}.mp4"})
+    (pred / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a predictions output was decoded")
+
+    out = tmp_path / "out"
+    args = ["--model", "predictions", "--model_args", f"path={pred}", "--tasks", "h_t2v", "--output_path", str(out),
+            "--include_path", str(tasks_dir)]
+    with monkeypatch.context() as m:
+        m.setattr(videofile, "decode_all", no_decoding)
+        m.setattr(videofile, "decode_frames", no_decoding)
+        assert main(["run", *args, "--predict_only"]) == 0
+    records = [json.loads(x) for x in (out / "samples" / "h_t2v.jsonl").read_text().splitlines()]
+    for rec in records:
+        source = pred / f"{rec['doc_id'][1:]}.mp4"
+        assert rec["artifact_sha256"] == file_sha256(source) == file_sha256(out / rec["artifact"])
+    assert main(["run", *args]) == 0  # scoring decodes the stored files
+    res = json.loads((out / "results.json").read_text())["results"]["h_t2v"]
+    expected = np.mean([read_video(pred / f"{i}.mp4").frames.mean() / 255 for i in range(4)])
+    assert res["test_brightness/brightness"]["value"] == pytest.approx(expected, rel=1e-12)
+
+
+# -- manifest hardening (issue 14 §7.8) ---------------------------------------------------------------
+def _manifest_run(tmp_path, tasks_dir, lines, *extra_args):
+    pred = tmp_path / "pred"
+    pred.mkdir(exist_ok=True)
+    for i in range(4):
+        if not (pred / f"{i}.png").exists():
+            write_image(_img(10 * i), pred / f"{i}.png")
+    (pred / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return main(["run", "--model", "predictions", "--model_args", f"path={pred}", "--tasks", "h_t2i", "--output_path",
+                 str(tmp_path / "out"), "--include_path", str(tasks_dir), *extra_args])
+
+
+def _one_line_error(capsys, rc, *needles):
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("omnieval: error: predictions: "), err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+GOOD = [{"task": "h_t2i", "doc_id": f"p{i}", "sample_index": s, "file": f"{i}.png"} for i in range(4) for s in range(2)]
+
+
+@pytest.mark.parametrize("bad, needles", [
+    # before: the last of two lines for the same output silently won
+    ({"task": "h_t2i", "doc_id": "p1", "sample_index": 0, "file": "3.png"},
+     ["manifest.jsonl:9: duplicate output for task h_t2i doc p1 sample 0 think off (also at line 3)"]),
+    ({"task": "h_t2i", "doc_id": "p1", "sample_index": 0, "think": False, "file": "3.png"},
+     ["manifest.jsonl:9: duplicate output for task h_t2i doc p1 sample 0 think off (also at line 3)"]),
+    # before: 0.9 became sample 0
+    ({"doc_id": "p0", "sample_index": 0.9, "file": "0.png"}, ["manifest.jsonl:9: sample_index must be a whole number >= 0, got 0.9"]),
+    ({"doc_id": "p0", "sample_index": True, "file": "0.png"}, ["manifest.jsonl:9: sample_index must be a whole number >= 0, got True"]),
+    ({"doc_id": "p0", "sample_index": -1, "file": "0.png"}, ["manifest.jsonl:9: sample_index must be a whole number >= 0, got -1"]),
+    ({"doc_id": "p0", "think": "maybe", "file": "0.png"}, ["manifest.jsonl:9: think must be on/off (or true/false), got 'maybe'"]),
+    # before: files outside path= were read
+    ({"doc_id": "p0", "file": "../secret.png"}, ["manifest.jsonl:9: file '../secret.png' must be a relative path inside"]),
+    ({"doc_id": "p0", "file": "/etc/hostname"}, ["manifest.jsonl:9: file '/etc/hostname' must be a relative path inside"]),
+])
+def test_bad_manifest_lines_are_refused(tmp_path, tasks_dir, capsys, bad, needles):
+    (tmp_path / "secret.png").write_bytes(b"")
+    _one_line_error(capsys, _manifest_run(tmp_path, tasks_dir, [*GOOD, bad]), *needles)
+
+
+def test_whole_number_sample_indices_are_accepted(tmp_path, tasks_dir):
+    lines = [dict(x, sample_index=[float(x["sample_index"]), str(x["sample_index"])][i % 2]) for i, x in enumerate(GOOD)]
+    assert _manifest_run(tmp_path, tasks_dir, lines) == 0
+
+
+def test_symlinks_leading_out_of_the_predictions_folder_are_refused(tmp_path, tasks_dir, capsys):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    write_image(_img(99), outside / "x.png")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "inside.png").symlink_to(outside / "x.png")
+    (pred / "sub").symlink_to(outside, target_is_directory=True)
+    lines = [*GOOD[1:], {"task": "h_t2i", "doc_id": "p0", "sample_index": 0, "file": "inside.png"}]
+    _one_line_error(capsys, _manifest_run(tmp_path, tasks_dir, lines), "manifest.jsonl:8: file 'inside.png' resolves to",
+                    "outside the predictions folder")
+    lines[-1]["file"] = "sub/x.png"
+    _one_line_error(capsys, _manifest_run(tmp_path, tasks_dir, lines), "file 'sub/x.png' resolves to")
+    write_image(_img(5), pred / "real.png")
+    (pred / "alias.png").symlink_to(pred / "real.png")  # a link that stays inside is fine
+    lines[-1]["file"] = "alias.png"
+    assert _manifest_run(tmp_path, tasks_dir, lines) == 0
+
+
+def test_vbench_named_symlink_out_of_the_folder_is_refused(tmp_path, tasks_dir, capsys):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    folder = tmp_path / "vb"
+    folder.mkdir()
+    for i in range(4):
+        for s in range(2):
+            write_image(_img(i), outside / f"{i}-{s}.png")
+            (folder / f"a red ball number {i}-{s}.png").symlink_to(outside / f"{i}-{s}.png")
+    rc = main(["run", "--model", "predictions", "--model_args", f"path={folder},naming=vbench", "--tasks", "h_t2i",
+               "--output_path", str(tmp_path / "out"), "--include_path", str(tasks_dir)])
+    _one_line_error(capsys, rc, "file 'a red ball number 0-0.png' resolves to", "outside the predictions folder")

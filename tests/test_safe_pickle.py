@@ -77,3 +77,44 @@ def test_garbage_is_a_clear_error(tmp_path):
     path.write_bytes(b"not a pickle at all")
     with pytest.raises(safe_pickle.UnsafePickleError, match="bad.pkl"):
         safe_pickle.restricted_load(path)
+
+
+# -- static checks of checkpoint files (issue 14 §7.10) ------------------------------------------------
+WRITERS = {
+    "torch_zip": lambda obj, p: torch.save(obj, p),
+    "torch_legacy": lambda obj, p: torch.save(obj, p, _use_new_zipfile_serialization=False),
+    "pickle0": lambda obj, p: p.write_bytes(pickle.dumps(obj, protocol=0)),
+    "pickle2": lambda obj, p: p.write_bytes(pickle.dumps(obj, protocol=2)),
+    "pickle5": lambda obj, p: p.write_bytes(pickle.dumps(obj, protocol=5)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_unsafe_globals_are_found_without_unpickling(tmp_path, kind):
+    write = WRITERS[kind]
+    good = {"w": torch.zeros(2), "od": collections.OrderedDict(a=torch.ones(1)), "s": {1}, "n": np.arange(3)}
+    write(good, tmp_path / "good.pth")
+    # protocol 5 pickles numpy arrays through numpy's _frombuffer, which no loader here accepts either
+    expected = ["numpy._core.numeric._frombuffer"] if kind == "pickle5" else []
+    assert safe_pickle.unsafe_globals(tmp_path / "good.pth") == expected
+    # the same string "system" twice: protocol 4+ memoizes it and STACK_GLOBAL reads it back from the memo
+    write({"a": _Evil(), "b": _Evil(), "c": [eval]}, tmp_path / "bad.pth")
+    assert safe_pickle.unsafe_globals(tmp_path / "bad.pth") == ["builtins.eval", "posix.system"]
+    with pytest.raises(safe_pickle.UnsafePickleError, match=r"x: .*bad\.pth: refusing to load it, its pickle names "
+                                                           r"builtins\.eval, posix\.system, which could run code"):
+        safe_pickle.check_checkpoint(tmp_path / "bad.pth", "x:")
+    with pytest.raises(safe_pickle.UnsafePickleError, match=r"bad\.pth"):
+        safe_pickle.check_checkpoint(tmp_path)  # a folder: every pickle-like file in it
+
+
+def test_files_that_are_not_pickles_pass_the_static_check(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, tmp_path / "model.safetensors")
+    (tmp_path / "noise.bin").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    (tmp_path / "vocab.txt").write_text("hello\nworld\n")
+    scripted = torch.jit.script(torch.nn.Linear(2, 2))
+    torch.jit.save(scripted, str(tmp_path / "script.pt"))
+    for name in ("model.safetensors", "noise.bin", "vocab.txt", "script.pt"):
+        assert safe_pickle.unsafe_globals(tmp_path / name) == [], name
+    safe_pickle.check_checkpoint(tmp_path)

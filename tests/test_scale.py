@@ -15,6 +15,7 @@ import weakref
 from pathlib import Path
 
 import harness_fixtures as hf
+import numpy as np
 import pytest
 
 from omnieval import launch
@@ -22,6 +23,8 @@ from omnieval.cli import main
 from omnieval.errors import ConfigError, MissingWeightsError
 from omnieval.failures import FailureLimit
 from omnieval.locks import FolderLock
+from omnieval.media import as_frames, read_image
+from omnieval.metrics.base import RETRY
 from omnieval.registry import register_metric, register_model
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -46,6 +49,13 @@ class FlakyModel(hf.FakeModel):
         return super().generate_image(requests)
 
 
+    def edit_image(self, requests):
+        bad = [r.doc_id for r in requests if r.doc_id in _failing()]
+        if bad:
+            raise RuntimeError(f"boom on {bad[0]}")
+        return super().edit_image(requests)
+
+
 @register_metric("test_flaky_brightness", description="brightness raising on the docs in $OMNIEVAL_TEST_FAIL_DOCS")
 class FlakyBrightness(hf.Brightness):
     batch_size = 4
@@ -61,6 +71,35 @@ class FlakyBrightness(hf.Brightness):
 class NeedsWeights(hf.Brightness):
     def score(self, inputs):
         raise MissingWeightsError("metric test_needs_weights: put net.pt in /nowhere")
+
+
+@register_metric("test_batch_siblings", description="brightness, its batch's mean and the doc's other samples (tests)")
+class BatchSiblings(hf.Brightness):
+    """Per item: brightness, plus 1e-3 x the mean brightness of the whole batch (so any change of what shares a
+    batch changes the value, as in batched networks), plus the mean brightness of the doc's other samples."""
+
+    batch_size = 3
+    needs = ("output", "siblings")
+
+    def score(self, inputs):
+        own = [s["brightness"] for s in super().score(inputs)]
+        mean = sum(own) / len(own)
+        out = []
+        for x, b in zip(inputs, own):
+            sibs = [float(as_frames(o).mean() / 255.0) for o in x.siblings.values()]
+            out.append({"value": b + 1e-3 * mean + (sum(sibs) / len(sibs) if sibs else 0.0)})
+        return out
+
+
+JUDGE_DOWN_ENV = "OMNIEVAL_TEST_JUDGE_DOWN"  # doc ids (or "all") on which the fake judge metric gets no reply
+
+
+@register_metric("test_fake_judge", description="brightness; a RETRY contribution while $OMNIEVAL_TEST_JUDGE_DOWN names the doc")
+class FakeJudge(hf.Brightness):
+    def score(self, inputs):
+        down = set(os.environ.get(JUDGE_DOWN_ENV, "").split(","))
+        return [{RETRY: "judge endpoint 127.0.0.1:9 refused the connection"} if "all" in down or x.doc_id in down else s
+                for x, s in zip(inputs, super().score(inputs))]
 
 
 _ALIVE: list[weakref.ref] = []
@@ -80,7 +119,7 @@ class AliveOutputs(hf.Brightness):
 
 @pytest.fixture(autouse=True)
 def _no_launcher(monkeypatch):
-    for var in LAUNCH_VARS + (FAIL_ENV,):
+    for var in LAUNCH_VARS + (FAIL_ENV, JUDGE_DOWN_ENV):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -253,6 +292,133 @@ def test_resumed_scoring_gives_identical_contributions(tmp_path, tasks_dir):
 
 
 # ---------------------------------------------------------------------------------------------
+# 1. what must stay in one process: multi-turn chains (fields.chain) and a doc's questions (fields.prompts)
+# ---------------------------------------------------------------------------------------------
+CHAINS = {"a": 3, "b": 1, "d": 2, "e": 1, "f": 4, "g": 1}  # chain -> turns
+
+
+def _group_tasks(tasks_dir: Path) -> None:
+    """``chain_edit``: multi-turn edits (turn k edits turn k-1's output) of 6 chains of 1-4 turns; ``two_q``: 5 docs
+    asked two questions each.  Both scored by test_batch_siblings (batch 3) with generation batches of 2."""
+    from omnieval.media import write_image
+
+    rows = []
+    for c, (name, turns) in enumerate(CHAINS.items()):
+        write_image(np.full((8, 8, 3), 20 + 30 * c, np.uint8), tasks_dir / f"{name}.png")
+        rows += [{"id": f"{name}{k}", "image": f"{name}.png", "instruction": f"turn {k}", "prev": f"{name}{k - 1}" if k > 1 else None}
+                 for k in range(1, turns + 1)]
+    (tasks_dir / "turns.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tasks_dir / "chain_edit.yaml").write_text(
+        "task: chain_edit\ncapability: edit_image\ndataset: {path: turns.jsonl}\n"
+        "fields: {id: id, prompt: instruction, media: image, chain: prev}\n"
+        "generation: {seed: 3, batch_size: 2}\nthink: [off, on]\nmetrics: [test_batch_siblings]\n")
+    docs = [{"id": f"d{i}", "q1": f"a cat number {i}", "q2": f"a dog number {i}"} for i in range(5)]
+    (tasks_dir / "two_q.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (tasks_dir / "two_q.yaml").write_text(
+        "task: two_q\ncapability: t2i\ndataset: {path: two_q.jsonl}\nfields: {prompts: [q1, q2]}\n"
+        "generation: {height: 8, width: 8, batch_size: 2}\nmetrics: [test_batch_siblings]\n")
+
+
+def test_chains_and_doc_questions_stay_in_one_block(tmp_path, tasks_dir):
+    """Blocks take whole chains / whole docs (TaskPlan.together); inside a block, a chain is generated in waves."""
+    from omnieval import shards
+    from omnieval.cli import _run_config, build_parser
+    from omnieval.planning import plan_run
+    from omnieval.registry import get_model
+
+    _group_tasks(tasks_dir)
+    args = build_parser().parse_args(["run", "--model", "fake-test", "--tasks", "chain_edit,two_q", "--think", "both",
+                                      "--output_path", str(tmp_path / "o"), "--include_path", str(tasks_dir)])
+    cls = get_model("fake-test")
+    chain, two_q = plan_run(_run_config(args), cls, cls.identity_from_args())
+    blocks = shards.blocks(chain, 3, together=chain.together())
+    assert [[it.doc.id for it in b] for b in blocks[:4]] == [["a1", "a2", "a3"], ["b1", "d1", "d2"],
+                                                            ["e1", "f1", "f2", "f3", "f4"], ["g1"]]
+    assert [[[it.doc.id for it in w] for w in shards.waves(b)] for b in blocks[:3]] == [
+        [["a1"], ["a2"], ["a3"]], [["b1", "d1"], ["d2"]], [["e1", "f1"], ["f2"], ["f3"], ["f4"]]]
+    assert [it.think for it in blocks[4]] == ["on"] * 3  # think modes never share a block
+    by_doc = shards.blocks(two_q, 3, together=two_q.together())
+    assert [[(it.doc.id, it.sample_index) for it in b] for b in by_doc] == [
+        [("d0", 0), ("d0", 1), ("d1", 0), ("d1", 1)], [("d2", 0), ("d2", 1), ("d3", 0), ("d3", 1)], [("d4", 0), ("d4", 1)]]
+    assert shards.blocks(chain, 3) != blocks  # without `together`, chains would be cut across blocks
+
+
+@pytest.mark.parametrize("envs", [
+    [{"WORLD_SIZE": "3", "RANK": str(r)} for r in (2, 1, 0)],
+    [{"WORLD_SIZE": "2", "RANK": str(r)} for r in (1, 0)],
+], ids=["3-shards", "2-shards"])
+def test_chains_and_doc_questions_sharded_equal_one_process(tmp_path, tasks_dir, monkeypatch, envs):
+    """Later shards first: a shard never waits for an output another one makes (no chain crosses shards), a metric
+    comparing a doc's questions finds them all, and values and contributions equal one process bit for bit."""
+    _group_tasks(tasks_dir)
+    assert run(tmp_path / "single", tasks_dir, tasks="chain_edit,two_q") == 0
+    _sharded(tmp_path / "sharded", tasks_dir, monkeypatch, envs, "chain_edit,two_q")
+    assert not records(tmp_path / "sharded", "failures") and not results(tmp_path / "sharded")["missing"]
+    assert contributions(tmp_path / "sharded") == contributions(tmp_path / "single")
+    assert values(tmp_path / "sharded") == values(tmp_path / "single")
+    arts = {(r["doc_id"], r["think"]): read_image(tmp_path / "single" / r["artifact"])
+            for r in records(tmp_path / "single", "samples").values() if r["task"] == "chain_edit"}
+    assert [int(arts[(f"f{k}", "off")][0, 0, 0]) for k in range(1, 5)] == [255 - 140, 140, 255 - 140, 140]  # inverted per turn
+
+
+def test_failed_turn_fails_its_successors_and_retry_redoes_the_chain(tmp_path, tasks_dir, monkeypatch):
+    _group_tasks(tasks_dir)
+    monkeypatch.setenv(FAIL_ENV, "f2")
+    out = tmp_path / "out"
+    assert run(out, tasks_dir, "--max-failures", "10", tasks="chain_edit", model="test-flaky") == 0
+    fails = {r["item"]: r for r in records(out, "failures").values()}
+    assert sorted(fails) == [f"chain_edit/f{k}/0/off" for k in (2, 3, 4)]
+    assert fails["chain_edit/f2/0/off"]["error"] == "RuntimeError: boom on f2"
+    assert "edits the output of doc f2, which has none" in fails["chain_edit/f3/0/off"]["error"]
+    assert results(out)["failures"]["chain_edit"]["generation"] == 3
+    assert results(out)["results"]["chain_edit"]["value"]["n"] == 9
+    monkeypatch.delenv(FAIL_ENV)
+    assert run(out, tasks_dir, "--retry-failed", tasks="chain_edit", model="test-flaky") == 0
+    assert run(tmp_path / "clean", tasks_dir, tasks="chain_edit", model="test-flaky") == 0
+    assert values(out) == values(tmp_path / "clean") and results(out)["failures"]["chain_edit"]["count"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. a transient metric failure (RETRY, e.g. the judge is down) is not a failure record
+# ---------------------------------------------------------------------------------------------
+def test_judge_outage_is_retried_next_run_and_exits_3_when_it_hit_every_item(tmp_path, tasks_dir, monkeypatch, capsys):
+    (tasks_dir / "j_t2i.yaml").write_text("task: j_t2i\ncapability: t2i\ndataset: {path: many.jsonl}\n"
+                                          "generation: {height: 8, width: 8, batch_size: 3}\n"
+                                          "metrics: [test_fake_judge, test_brightness]\n")
+    out = tmp_path / "out"
+    monkeypatch.setenv(JUDGE_DOWN_ENV, "all")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert run(out, tasks_dir, tasks="j_t2i") == 0  # an incomplete task: nothing to judge yet
+    monkeypatch.setenv("RANK", "1")
+    # the shard that completes the task: the default --max-failures (0 of 52 units) is not touched by RETRY
+    assert run(out, tasks_dir, tasks="j_t2i") == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("omnieval: error: task j_t2i: metric test_fake_judge failed on all 13 items (first: judge "
+                       "endpoint 127.0.0.1:9 refused the connection); they are scored again by the next run")
+    data = results(out)
+    assert data["failures"]["j_t2i"]["count"] == 0 and not records(out, "failures") and not data["missing"]
+    assert data["results"]["j_t2i"]["test_brightness/brightness"]["n"] == 13  # the other metric is unaffected
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.delenv("RANK")
+    monkeypatch.setenv(JUDGE_DOWN_ENV, "p3")  # back, except for one item: exit 0, that item still retried later
+    assert main(["score", "--output_path", str(out)]) == 0
+    assert results(out)["counters"]["generated_items"] == 0
+    def latest():  # a re-scored RETRY item's record replaces the earlier one (what the store reads)
+        from omnieval.store import Store
+
+        store = Store(out)
+        return [store.score("j_t2i", k)["contribution"] for k in hf.read_records(out, "scores", unique=False)]
+
+    assert sum(RETRY in c for c in latest()) == 1
+    monkeypatch.delenv(JUDGE_DOWN_ENV)
+    assert run(out, tasks_dir, tasks="j_t2i") == 0  # no --retry-failed needed
+    assert not [c for c in latest() if RETRY in c]
+    assert run(tmp_path / "clean", tasks_dir, tasks="j_t2i") == 0
+    assert values(out) == values(tmp_path / "clean")
+
+
+# ---------------------------------------------------------------------------------------------
 # 2. no waiting: the last shard to finish aggregates; incomplete results say what is missing
 # ---------------------------------------------------------------------------------------------
 def test_first_shard_does_not_wait_and_results_list_what_is_missing(tmp_path, tasks_dir, monkeypatch, capsys):
@@ -382,6 +548,22 @@ def test_metric_failure_fails_that_item_for_that_metric_only(tmp_path, tasks_dir
     assert run(out, tasks_dir, "--retry-failed", tasks="f_t2i") == 0
     assert results(out)["counters"]["generated_items"] == 0
     assert results(out)["results"]["f_t2i"]["test_flaky_brightness/brightness"]["n"] == 13
+
+
+def test_report_lists_recorded_failures_with_their_errors(tmp_path, tasks_dir, monkeypatch):
+    """`omnieval report` shows an item whose generation or metric raised with the recorded error, not as unscored."""
+    import re
+
+    monkeypatch.setenv(FAIL_ENV, "p4")
+    gen = tmp_path / "gen"
+    assert run(gen, tasks_dir, "--max-failures", "3", tasks="f_t2i", model="test-flaky") == 0
+    met = tmp_path / "met"
+    assert run(met, tasks_dir, "--max-failures", "3", tasks="f_t2i") == 0
+    for out, kinds, error in [(gen, [("f_t2i", "model error")], "RuntimeError: boom on p4"),
+                              (met, [("f_t2i", "metric error")], "ValueError: cannot score f_t2i/p4/0/off")]:
+        assert main(["report", "--output_path", str(out)]) == 0
+        html = (out / "report.html").read_text(encoding="utf-8")
+        assert re.findall(r'<tr data-task="([^"]+)" data-kind="([^"]+)"', html) == kinds and error in html
 
 
 def test_max_failures_stops_the_run_with_one_line(tmp_path, tasks_dir, monkeypatch, capsys):

@@ -54,15 +54,21 @@ def test_missing_dimension_leaves_totals_null_never_zero(tmp_path):
     assert res["vbench_total"]["missing"] == ["color"]
 
 
-def test_missing_metric_weights_fail_before_generation_listing_every_file(tmp_path, capsys):
+def _run_one_t2v_task(tmp_path, name: str, rest: str):
+    """Run the fake model on a one-doc t2v task ``name`` (``rest``: more YAML); returns (exit status, output folder)."""
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "p.jsonl").write_text('{"id": "a", "prompt": "a cat"}\n')
-    (tasks / "t.yaml").write_text("task: needs_weights\ncapability: t2v\ndataset: {path: p.jsonl}\nmetrics:\n"
-                                  "  - vbench_dynamic_degree\n  - vbench_motion_smoothness\n  - vbench_temporal_flickering\n")
+    (tasks / "t.yaml").write_text(f"task: {name}\ncapability: t2v\ndataset: {{path: p.jsonl}}\n{rest}")
     out = tmp_path / "out"
-    assert main(["run", "--model", "fake-test", "--tasks", "needs_weights", "--output_path", str(out),
-                 "--include_path", str(tasks)]) == 2
+    rc = main(["run", "--model", "fake-test", "--tasks", name, "--output_path", str(out), "--include_path", str(tasks)])
+    return rc, out
+
+
+def test_missing_metric_weights_fail_before_generation_listing_every_file(tmp_path, capsys):
+    rc, out = _run_one_t2v_task(tmp_path, "needs_weights", "metrics:\n  - vbench_dynamic_degree\n"
+                                "  - vbench_motion_smoothness\n  - vbench_temporal_flickering\n")
+    assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("omnieval: error: missing metric weights") and err.count("\n") == 1
     for filename in ("raft-things.pth", "amt-s.pth"):
@@ -120,3 +126,44 @@ def test_explicit_checkpoint_path_replaces_the_manifest_requirement(tmp_path, na
     extra = {"reference_stats": str(tmp_path / "ref.npz")} if name == "fvd" else {}
     assert weight in get_metric(name)(**extra).required_weights()
     assert get_metric(name)(**{path_option: str(tmp_path / "w.pt")}, **extra).required_weights() == []
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_malicious_metric_checkpoint_is_refused_before_generation(tmp_path, capsys, monkeypatch):
+    """Issue 14 §7.10: a code-running ``raft-things.pth`` was refused by ``weights_only`` only when scoring, after
+    every video was generated, and as a multi-line message."""
+    import torch
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.save({"module.conv.weight": torch.zeros(1), "hook": _RunsCode()}, weights / "raft-things.pth")
+    monkeypatch.setenv("OMNIEVAL_WEIGHTS_DIR", str(weights))
+    rc, out = _run_one_t2v_task(tmp_path, "evil_weights", "generation: {num_frames: 4}\nmetrics: [vbench_dynamic_degree]\n")
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "raft-things.pth" in err and "posix.system" in err and "refusing to load" in err, err
+    assert not (out / "samples").exists(), "nothing may be generated when a weight file is refused"
+
+
+def test_explicit_weight_files_are_checked_too(tmp_path):
+    """Files given as metric options (``raft_path=...``) are checked by ``weights.require(files=...)``;
+    ``weights.option_files`` lists them from a metric's options."""
+    import torch
+
+    from omnieval.metrics import weights
+    from omnieval.registry import get_metric
+    from omnieval.safe_pickle import UnsafePickleError
+
+    bad = tmp_path / "mine.pth"
+    torch.save({"x": _RunsCode()}, bad)
+    metric = get_metric("vbench_dynamic_degree")(raft_path=str(bad))
+    assert metric.required_weights() == [] and weights.option_files(metric) == [bad]
+    with pytest.raises(UnsafePickleError, match=r"mine\.pth: refusing to load it, its pickle names posix\.system"):
+        weights.require([], files=weights.option_files(metric))

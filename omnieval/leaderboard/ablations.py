@@ -5,11 +5,13 @@ adds ``ci_low``/``ci_high`` (or ``ci``), ``n_clusters`` and ``method``; where a 
 task aggregates such as VBench Total that have no per-item pairs) the table prints "n/a".  Delta = on - off,
 in the display units of the benchmark's layout (e.g. VBench in %), or the result's own unit without a
 layout.  A delta is green when it goes the better way (``higher_is_better``), red otherwise; p < 0.05 is
-printed bold.
+printed bold.  A metric whose values are comparable only within one protocol (FVD) names its protocol and
+reference set in the metric cell (:mod:`omnieval.leaderboard.comparability`).
 """
 from __future__ import annotations
 
 from omnieval.leaderboard.boards import GENERIC_DIGITS, UNIT_SUFFIX
+from omnieval.leaderboard.comparability import describe, signature
 from omnieval.leaderboard.entries import Run, _num
 from omnieval.leaderboard.layouts import Column, Layout, layout_for_task
 from omnieval.web.table import Cell, Row, Table, number_cell
@@ -54,9 +56,11 @@ def ablation_rows(run: Run, name: str, layouts: dict[str, Layout]) -> list[Row]:
     for task, metrics in run.ablations().items():
         layout = layout_for_task(task, layouts)
         title = layout.title if layout else task
+        tags = dict(signature(run, task))  # the protocol of values that are only comparable within it (FVD)
         for key in _order(layout, metrics):
             e = metrics[key]
             col = _column(layout, key, e)
+            mark = f" [{describe(tags[key])}]" if key in tags else ""
             s, d = col.scale, col.digits + 1  # deltas one decimal finer than the board
             suffix = UNIT_SUFFIX[col.display]
             delta, stderr, p = _num(e.get("delta")), _num(e.get("stderr")), _num(e.get("p_value"))
@@ -73,7 +77,7 @@ def ablation_rows(run: Run, name: str, layouts: dict[str, Layout]) -> list[Row]:
                          cls="sig" if p is not None and p < SIGNIFICANT else "")
             n, nc = e.get("n"), e.get("n_clusters")
             cells = [
-                Cell(text=name), Cell(text=title), Cell(text=col.label + (f" ({suffix})" if suffix else ""), title=key),
+                Cell(text=name), Cell(text=title), Cell(text=col.label + (f" ({suffix})" if suffix else "") + mark, title=key),
                 number_cell(None if _num(e.get("off")) is None else e["off"] * s, col.digits),
                 number_cell(None if _num(e.get("on")) is None else e["on"] * s, col.digits),
                 dcell, ci, pcell,

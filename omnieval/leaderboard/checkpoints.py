@@ -22,6 +22,7 @@ from pathlib import Path, PurePath
 
 from omnieval.errors import ConfigError
 from omnieval.leaderboard.boards import UNIT_SUFFIX, generic_layout, value_cell
+from omnieval.leaderboard.comparability import require_same
 from omnieval.leaderboard.entries import Row as Entry
 from omnieval.leaderboard.entries import Run, split_task_key
 from omnieval.leaderboard.layouts import Layout, layout_for_task
@@ -140,6 +141,9 @@ def compare(cks: list[Checkpoint], baseline: Checkpoint, layouts: dict[str, Layo
     out = []
     for task in tasks:
         modes = list(dict.fromkeys(m for entries in per_ck for m in sorted(entries.get(task, {}))))
+        for think in modes:  # e.g. FVDs of different protocols: no deltas across them
+            require_same(task, [(ck.name, ck.run, task if think == "off" else f"{task}@think")
+                                for ck, entries in zip(cks, per_ck) if think in entries.get(task, {})])
         layout = layout_for_task(task, layouts)
         if layout is None:
             layout = generic_layout(task, [Entry("", "ours", "", v) for e in per_ck for v in e.get(task, {}).values()])

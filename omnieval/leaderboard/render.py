@@ -17,6 +17,7 @@ Also kept here: :func:`results_table` (the terminal table ``omnieval run`` print
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from omnieval.errors import OmniEvalError
 from omnieval.leaderboard import ablations as ablation_mod
 from omnieval.leaderboard import checkpoints as ckpt_mod
 from omnieval.leaderboard.boards import Board, build_board, generic_layout
+from omnieval.leaderboard.comparability import split_rows
 from omnieval.leaderboard.entries import (
     META_COLUMNS,
     PUBLISHED_DIR,
@@ -101,10 +103,20 @@ def boards_for(runs: list[Run], include_published: bool, published_dir: Path) ->
     for layout in layouts.values():
         rows = (published_board_rows(layout, published_dir) if include_published else []) + ours.pop(layout.task, [])
         if rows:
-            boards.append(build_board(layout, rows))
+            boards += _comparable_boards(layout, rows)
     for task, rows in ours.items():
-        boards.append(build_board(generic_layout(task, rows), rows))
+        boards += _comparable_boards(generic_layout(task, rows), rows)
     return boards
+
+
+def _comparable_boards(layout, rows) -> list[Board]:
+    """One board, or one per protocol where the rows' values are not comparable (e.g. FVDs of different protocols or
+    reference sets; :mod:`omnieval.leaderboard.comparability`)."""
+    groups = split_rows(layout.task, rows)
+    if len(groups) == 1:
+        return [build_board(layout, rows)]
+    return [build_board(dataclasses.replace(layout, id=f"{layout.id}-{i + 1}", title=f"{layout.title} [{suffix}]"), members)
+            for i, (suffix, members) in enumerate(groups)]
 
 
 def _long_csv(tables: list[Table]) -> str:

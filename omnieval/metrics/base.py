@@ -23,7 +23,8 @@ metric may report several names (e.g. GenEval per tag and ``overall``).
 The rest of the contract, with defaults the runner honours: :attr:`Metric.needs` (the :class:`MetricInput`
 fields that must be present; only those are loaded, and a missing one is an error naming the item),
 :meth:`Metric.required_weights` (manifest ids checked before anything is generated; default
-:attr:`Metric.weights`), :meth:`Metric.result_info` (what to record next to the value, e.g. the FVD protocol),
+:attr:`Metric.weights`), :meth:`Metric.check_ready` (data other than weights, checked before generation),
+:meth:`Metric.result_info` (what to record next to the value, e.g. the FVD protocol),
 :attr:`Metric.batch_size` (items per ``contributions`` call), :attr:`Metric.bootstrap` /
 :attr:`Metric.bootstrap_iters` / :attr:`Metric.cluster_fields` (how the doc-level bootstrap may resample it), and
 an optional vectorised form for resampling, ``additive_state() -> {key: float}`` (the state as numbers that add
@@ -50,7 +51,7 @@ from omnieval.errors import MediaError
 #: scored as 0 -- but the item is scored again by the next run (a transient failure, e.g. a judge outage)
 RETRY = "__retry__"
 #: fields of :class:`MetricInput` a metric may need
-INPUT_FIELDS = ("output", "prompt", "reference", "source", "doc")
+INPUT_FIELDS = ("output", "prompt", "reference", "source", "doc", "siblings")
 
 
 @dataclass
@@ -62,7 +63,9 @@ class MetricInput:
     ``prompt``: the text the output should match (the doc's raw prompt field).  ``reference``: the target
     answer (text) or reference media.  ``source``: the input media of an edit.  ``doc``: the full dataset
     record (choices, GenEval metadata, VBench auxiliary info, ...).  ``doc_id`` / ``sample_index``: which doc
-    and which of its samples (metrics whose protocol selects samples per doc use them).
+    and which of its samples (metrics whose protocol selects samples per doc use them).  ``siblings``: the outputs
+    of the doc's other samples in the same think mode, by sample index (loaded only for metrics that need them,
+    e.g. a judge of the consistency of two answers).
     """
 
     item_id: str
@@ -73,6 +76,7 @@ class MetricInput:
     doc: dict = field(default_factory=dict)
     doc_id: str = ""
     sample_index: int = 0
+    siblings: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -206,8 +210,19 @@ class Metric(ABC):
         return list(self.weights)
 
     def result_info(self) -> dict[str, Any]:
-        """What to record next to the computed value (protocol, counts); called after :meth:`compute`."""
+        """What to record next to the computed value (protocol, counts); called after :meth:`compute`.  A
+        ``comparable_as`` string says which values of this metric may be compared (leaderboards never put values
+        with different strings side by side, e.g. FVDs of different protocols or reference sets)."""
         return {}
+
+    def check_ready(self, task: str = "") -> None:
+        """Called by the runner before anything is generated (``task``: the task it scores, for messages): raise a
+        one-line error for data the metric will need and cannot find (e.g. FVD reference statistics).  Default:
+        nothing to check."""
+
+    def attach_run_dir(self, path) -> None:
+        """Called by the runner with the run's output folder before scoring; a metric that keeps a cache (e.g. judge
+        replies) puts it under that folder.  Default: nothing."""
 
     # -- conveniences -------------------------------------------------------------------------
     def update(self, inputs: list[MetricInput]) -> None:

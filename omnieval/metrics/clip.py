@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 import numpy as np
 
 from omnieval.errors import ConfigError, MediaError
-from omnieval.media import Video, as_frames, sample_frame_indices
+from omnieval.media import Video, frame_count, sample_frame_indices, sample_frames
 from omnieval.metrics.base import MeanMetric, MetricInput
 from omnieval.metrics.clip_backbones import ClipBackbone, backbone_weights, load_backbone
+from omnieval.metrics.paired import PairedSizes, with_sizes
 from omnieval.registry import register_metric
 
 if TYPE_CHECKING:
@@ -49,11 +50,10 @@ def media_frames(media: Any, frames: str = "all", num_frames: int | None = None,
         raise MediaError(f"{what}: missing")
     if isinstance(media, np.ndarray) and media.ndim == 4:
         media = Video(media)
-    try:
-        arr = as_frames(media)
+    try:  # a file-backed video decodes only the selected frames
+        return sample_frames(media, sample_frame_indices(frame_count(media), num_frames, frames))  # type: ignore[arg-type]
     except MediaError as exc:
         raise MediaError(f"{what}: {exc}") from exc
-    return arr[sample_frame_indices(len(arr), num_frames, frames)]  # type: ignore[arg-type]
 
 
 def encode_groups(backbone: ClipBackbone, groups: Sequence[np.ndarray], projected: bool = True) -> list["torch.Tensor"]:
@@ -224,6 +224,17 @@ class ClipOptions:
     device: str | None = None
     frames: str = "all"
     num_frames: int | None = None
+    #: ``default`` (the checkpoint's processor; transformers 5: torchvision backend) or ``pil`` (PIL backend = the
+    #: transformers 4.x processor the LOVEU-TGVE / V2VBench / FiVE scripts used)
+    preprocess: str = "default"
+    #: ``[width, height]``: every frame is first resized to this size with PIL bicubic, ignoring its aspect
+    #: (LOVEU-TGVE's ``run_eval.py`` does ``frame.resize((480, 480))`` before the processor); None: no resize
+    pre_resize: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        check_choice("CLIP metric", "preprocess", self.preprocess, ("default", "pil"))
+        if self.pre_resize is not None and (len(self.pre_resize) != 2 or min(self.pre_resize) < 1):
+            raise ConfigError(f"CLIP metric: pre_resize must be [width, height], got {list(self.pre_resize)}")
 
 
 class ClipMetric(MeanMetric):
@@ -241,11 +252,17 @@ class ClipMetric(MeanMetric):
 
     @property
     def backbone(self) -> ClipBackbone:
-        return load_backbone(self.options.backbone, self.options.backbone_path, self.options.device)
+        return load_backbone(self.options.backbone, self.options.backbone_path, self.options.device, self.options.preprocess)
 
     def frames_of(self, item: MetricInput, field: str = "output") -> np.ndarray:
         what = f"item {item.item_id} {field}"
-        return media_frames(getattr(item, field), self.options.frames, self.options.num_frames, what=what)
+        frames = media_frames(getattr(item, field), self.options.frames, self.options.num_frames, what=what)
+        if self.options.pre_resize is None:
+            return frames
+        from PIL import Image
+
+        size = tuple(self.options.pre_resize)
+        return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BICUBIC)) for f in frames])
 
     def prompts(self, inputs: list[MetricInput]) -> list[str]:
         for item in inputs:
@@ -282,9 +299,18 @@ class ClipScore(ClipMetric):
 
 @dataclass(frozen=True)
 class ClipTOptions(ClipOptions):
-    """``scale``: factor on the cosine; ``None`` uses the model's ``logit_scale`` (LOVEU ``logits_per_image``)."""
+    """``scale``: factor on the cosine; ``None`` uses the model's ``logit_scale`` (LOVEU ``logits_per_image``).
+    ``caption_field``: the ``doc`` field holding the text (MagicBrush ``caption`` = its local description, Emu Edit
+    ``output_caption``); ``None`` uses the item's prompt.  ``image``: score the ``output`` or the ground-truth
+    ``reference`` image (MagicBrush's "oracle" CLIP-T of the GT image against the same caption)."""
 
     scale: float | None = None
+    caption_field: str | None = None
+    image: str = "output"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice("clip_t", "image", self.image, ("output", "reference"))
 
 
 @register_metric("clip_t", description="CLIP-T (LOVEU-TGVE): mean over frames of logit_scale*cos(frame, prompt)", capability=("t2v", "edit_video", "t2i", "edit_image"))
@@ -293,11 +319,24 @@ class ClipT(ClipMetric):
     needs = ("output", "prompt")
     key = "clip_t"
 
+    def required_inputs(self) -> tuple[str, ...]:
+        return ("output", "prompt", "reference") if self.options.image == "reference" else self.needs
+
     def score(self, inputs):
         backbone = self.backbone
         factor = backbone.logit_scale if self.options.scale is None else self.options.scale
-        groups = [self.frames_of(item) for item in inputs]
-        return self.wrap(text_similarities(backbone, groups, self.prompts(inputs), factor))
+        groups = [self.frames_of(item, self.options.image) for item in inputs]
+        field = self.options.caption_field
+        texts = [doc_text(item, field, type(self).__name__) for item in inputs] if field else self.prompts(inputs)
+        return self.wrap(text_similarities(backbone, groups, texts, factor))
+
+
+def doc_text(item: MetricInput, field: str, metric: str) -> str:
+    """The string ``item.doc[field]`` (a caption), or an error naming the item."""
+    text = item.doc.get(field)
+    if not isinstance(text, str):
+        raise MediaError(f"item {item.item_id}: {metric} needs the caption doc[{field!r}], got {text!r:.60}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -307,19 +346,25 @@ class ClipIOptions(ClipOptions):
     against: str = "reference"
 
     def __post_init__(self):
+        super().__post_init__()
         check_choice("clip_i", "against", self.against, ("reference", "source"))
 
 
 @register_metric("clip_i", description="CLIP-I: cosine of CLIP image features, output vs reference image", capability=("edit_image", "edit_video", "t2i"))
-class ClipI(ClipMetric):
+class ClipI(PairedSizes, ClipMetric):
+    """Each side goes through the backbone's own preprocessing separately (resize short side + center crop, see
+    :mod:`~omnieval.metrics.clip_backbones`); neither is resized to the other's size first."""
+
     Options = ClipIOptions
     needs = ("output", "reference")
     key = "clip_i"
+    convention = "each image separately: backbone preprocessing (resize short side, center crop); no resize to the other side"
 
     def score(self, inputs):
         a = [self.frames_of(item) for item in inputs]
         b = [self.frames_of(item, self.options.against) for item in inputs]
-        return self.wrap(image_similarities(self.backbone, a, b))
+        pairs = [(item.output, getattr(item, self.options.against)) for item in inputs]
+        return with_sizes(self.wrap(image_similarities(self.backbone, a, b)), pairs)
 
 
 @dataclass(frozen=True)
@@ -333,8 +378,9 @@ class ClipDirectionOptions(ClipOptions):
 
 
 @register_metric("clip_direction", description="CLIP direction: cos(dImage, dText) between source and edit", capability=("edit_image", "edit_video"))
-class ClipDirection(ClipMetric):
+class ClipDirection(PairedSizes, ClipMetric):
     Options = ClipDirectionOptions
+    convention = "source and edit each through the backbone preprocessing (resize short side, center crop); no resize"
     needs = ("output", "source", "prompt")
     key = "clip_direction"
 
@@ -344,14 +390,12 @@ class ClipDirection(ClipMetric):
         tgt_texts = [self.caption(item, field) for item in inputs] if field else self.prompts(inputs)
         src = [self.frames_of(item, "source") for item in inputs]
         out = [self.frames_of(item) for item in inputs]
-        return self.wrap(direction_similarities(self.backbone, src, out, src_texts, tgt_texts))
+        scores = self.wrap(direction_similarities(self.backbone, src, out, src_texts, tgt_texts))
+        return with_sizes(scores, [(item.output, item.source) for item in inputs])
 
     @staticmethod
     def caption(item: MetricInput, field: str) -> str:
-        caption = item.doc.get(field)
-        if not isinstance(caption, str):
-            raise MediaError(f"item {item.item_id}: clip_direction needs the caption doc[{field!r}]")
-        return caption
+        return doc_text(item, field, "clip_direction")
 
 
 @dataclass(frozen=True)
@@ -362,6 +406,7 @@ class FrameConsistencyOptions(ClipOptions):
     variant: str = "all_pairs"
 
     def __post_init__(self):
+        super().__post_init__()
         check_choice("clip_frame_consistency", "variant", self.variant, FRAME_CONSISTENCY_VARIANTS)
 
 

@@ -17,6 +17,8 @@ Backbone ids (:data:`BACKBONES`):
   eval transform on PIL images: resize short side to the model size (bicubic), center crop, ToTensor,
   mean/std -- the same as OpenAI ``clip.load``'s transform used by MagicBrush.  Text: open_clip's tokenizer
   (77 tokens).
+* ``open_clip:<arch>/file`` -- any registered open_clip architecture (QuickGELU, i.e. OpenAI layout) loaded
+  from the state-dict file given as ``backbone_path`` (e.g. a small model built for a parity test).
 * ``clip-tiny-random`` -- a deterministic random CLIPModel built in code (text/vision width 32, 2 layers,
   2 heads, 32 px images, patch 8, projection 16; ``torch.manual_seed(0)``) with the real 49408-token CLIP BPE
   bundled with open_clip.  Needs no file; its values are meaningless but reproducible (smoke runs, tests).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,8 @@ class BackboneSpec:
     weight_id: str | None = None
     arch: str | None = None
     quick_gelu: bool = False
+    #: manifest id of a separate processor (tokenizer + image processor) repo, e.g. PickScore's LAION ViT-H processor
+    processor_id: str | None = None
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -59,6 +64,8 @@ BACKBONES: dict[str, BackboneSpec] = {
     "openai/clip-vit-large-patch14": BackboneSpec("hf", "clip-vit-large-patch14"),
     "openai/clip-vit-large-patch14-336": BackboneSpec("hf", "clip-vit-large-patch14-336"),
     # OpenAI weights use QuickGELU; open_clip's plain arch names use nn.GELU, hence quick_gelu=True.
+    # PickScore (a CLIP ViT-H/14 fine-tuned on Pick-a-Pic) with the processor of laion/CLIP-ViT-H-14-laion2B-s32B-b79K
+    "yuvalkirstain/PickScore_v1": BackboneSpec("hf", "pickscore-v1", processor_id="clip-vit-h-14-laion2b-processor"),
     "open_clip:ViT-B-32/openai": BackboneSpec("open_clip", "open_clip-vit-b-32-openai", "ViT-B-32", True),
     "open_clip:ViT-L-14/openai": BackboneSpec("open_clip", "open_clip-vit-l-14-openai", "ViT-L-14", True),
 }
@@ -67,10 +74,13 @@ BACKBONES: dict[str, BackboneSpec] = {
 def backbone_weights(backbone: str) -> list[str]:
     """Manifest ids a backbone id needs (empty for the built-in tiny model)."""
     spec = _spec(backbone)
-    return [spec.weight_id] if spec.weight_id else []
+    return [w for w in (spec.weight_id, spec.processor_id) if w]
 
 
 def _spec(backbone: str) -> BackboneSpec:
+    if backbone.startswith("open_clip:") and backbone.endswith("/file"):
+        # any open_clip architecture (QuickGELU, OpenAI layout) from a local state dict given as backbone_path
+        return BackboneSpec("open_clip", None, backbone[len("open_clip:"):-len("/file")], True)
     if backbone not in BACKBONES:
         from omnieval.errors import UnknownNameError
 
@@ -154,7 +164,7 @@ def _output_tensor(out: Any) -> "torch.Tensor":
 class HFClipBackbone(ClipBackbone):
     """A transformers ``CLIPModel`` with its ``CLIPProcessor`` (see the module docstring for conventions)."""
 
-    def __init__(self, model: Any, processor: Any, name: str = "hf", device: str | None = None):
+    def __init__(self, model: Any, processor: Any, name: str = "hf", device: str | None = None, preprocess: str = "default"):
         import torch
 
         self.name = name
@@ -162,17 +172,20 @@ class HFClipBackbone(ClipBackbone):
         self.model = model.eval().to(self.device)
         self.processor = processor
         self.max_length = int(getattr(model.config.text_config, "max_position_embeddings", 77))
+        self.image_processor = pil_image_processor(processor.image_processor) if preprocess == "pil" else processor.image_processor
+        self.preprocess = preprocess
 
     @classmethod
-    def from_dir(cls, path: str | os.PathLike, name: str, device: str | None = None) -> "HFClipBackbone":
+    def from_dir(cls, path: str | os.PathLike, name: str, device: str | None = None, preprocess: str = "default",
+                 processor_path: str | os.PathLike | None = None) -> "HFClipBackbone":
         from transformers import CLIPModel, CLIPProcessor
 
         try:
             model = CLIPModel.from_pretrained(str(path), local_files_only=True)
-            processor = CLIPProcessor.from_pretrained(str(path), local_files_only=True)
+            processor = CLIPProcessor.from_pretrained(str(processor_path or path), local_files_only=True)
         except OSError as exc:
             raise MissingWeightsError(f"CLIP backbone {name}: cannot load a CLIPModel from {path}: {exc}".splitlines()[0]) from exc
-        return cls(model, processor, name=name, device=device)
+        return cls(model, processor, name=name, device=device, preprocess=preprocess)
 
     @property
     def logit_scale(self) -> float:
@@ -182,11 +195,15 @@ class HFClipBackbone(ClipBackbone):
         """The processor's ``pixel_values`` for uint8 ``H x W x 3`` frames (as CHW tensors, like torchmetrics)."""
         import torch
 
+        if self.preprocess == "pil":
+            from PIL import Image
+
+            return self.image_processor(images=[Image.fromarray(np.asarray(f)) for f in frames], return_tensors="pt")["pixel_values"]
         if isinstance(frames, np.ndarray):  # one same-size batch: a single NCHW tensor (same values, less overhead)
             images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
         else:
             images = [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1) for f in frames]
-        return self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+        return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
 
     def _image_features(self, frames, projected):
         pixels = self.pixel_values(frames).to(self.device)
@@ -200,6 +217,16 @@ class HFClipBackbone(ClipBackbone):
             input_ids=tok["input_ids"].to(self.device), attention_mask=tok["attention_mask"].to(self.device)
         )
         return _output_tensor(out)
+
+
+def pil_image_processor(processor: Any) -> Any:
+    """The PIL-backend twin of a ``CLIPImageProcessor`` (same size / crop / mean / std): transformers 5's
+    ``CLIPImageProcessorPil``, whose pixel values equal transformers 4.x's default slow processor (the one the
+    LOVEU-TGVE, V2VBench and FiVE scripts ran with); the torchvision backend differs by up to ~0.015."""
+    from transformers.models.clip import CLIPImageProcessorPil
+
+    skip = {"image_processor_type", "processor_class", "_processor_class"}
+    return CLIPImageProcessorPil(**{k: v for k, v in processor.to_dict().items() if k not in skip})
 
 
 class OpenClipBackbone(ClipBackbone):
@@ -221,7 +248,7 @@ class OpenClipBackbone(ClipBackbone):
         model, _, transform = open_clip.create_model_and_transforms(arch, pretrained=None, force_quick_gelu=quick_gelu)
         try:
             open_clip.load_checkpoint(model, str(path), weights_only=True)
-        except (RuntimeError, OSError, ValueError) as exc:
+        except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as exc:
             raise MissingWeightsError(f"CLIP backbone {name}: cannot load {path}: {exc}".splitlines()[0]) from exc
         return cls(model, transform, open_clip.get_tokenizer(arch), name=name, device=device)
 
@@ -285,29 +312,39 @@ def tiny_clip_model_and_processor(seed: int = TINY_SEED):
 # ---------------------------------------------------------------------------------------------
 # Loading by id
 # ---------------------------------------------------------------------------------------------
-def load_backbone(backbone: "str | ClipBackbone", path: str | os.PathLike | None = None, device: str | None = None) -> ClipBackbone:
-    """A backbone by id (see :data:`BACKBONES`), resolved offline; ``path`` overrides the manifest location.
+PREPROCESS = ("default", "pil")
 
-    Backbone objects are passed through.  Loaded backbones are cached per (id, path, device).
+
+def load_backbone(backbone: "str | ClipBackbone", path: str | os.PathLike | None = None, device: str | None = None,
+                  preprocess: str = "default") -> ClipBackbone:
+    """A backbone by id (see :data:`BACKBONES`), resolved offline; ``path`` overrides the manifest location.
+    ``preprocess="pil"``: transformers backbones use the PIL image processor (:func:`pil_image_processor`).
+
+    Backbone objects are passed through.  Loaded backbones are cached per (id, path, device, preprocess).
     """
     if isinstance(backbone, ClipBackbone):
         return backbone
+    if preprocess not in PREPROCESS:
+        raise ConfigError(f"CLIP backbone {backbone}: preprocess must be one of {PREPROCESS}, got {preprocess!r}")
     from omnieval.launch import resolve_device
 
-    return _load_cached(backbone, str(path) if path else None, resolve_device(device))
+    return _load_cached(backbone, str(path) if path else None, resolve_device(device), preprocess)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(backbone: str, path: str | None, device: str) -> ClipBackbone:
+def _load_cached(backbone: str, path: str | None, device: str, preprocess: str = "default") -> ClipBackbone:
     from omnieval.metrics.weights import resolve
 
     spec = _spec(backbone)
     if spec.kind == "tiny":
         if path:
-            return HFClipBackbone.from_dir(path, name=backbone, device=device)
+            return HFClipBackbone.from_dir(path, name=backbone, device=device, preprocess=preprocess)
         model, processor = tiny_clip_model_and_processor()
-        return HFClipBackbone(model, processor, name=backbone, device=device)
-    located = Path(resolve(spec.weight_id, path))
+        return HFClipBackbone(model, processor, name=backbone, device=device, preprocess=preprocess)
+    if spec.weight_id is None and not path:
+        raise ConfigError(f"CLIP backbone {backbone}: give the state-dict file as backbone_path")
+    located = Path(path) if spec.weight_id is None else Path(resolve(spec.weight_id, path))
     if spec.kind == "hf":
-        return HFClipBackbone.from_dir(located, name=backbone, device=device)
+        processor = resolve(spec.processor_id) if spec.processor_id and not path else None
+        return HFClipBackbone.from_dir(located, name=backbone, device=device, preprocess=preprocess, processor_path=processor)
     return OpenClipBackbone.from_file(spec.arch, located, name=backbone, quick_gelu=spec.quick_gelu, device=device)

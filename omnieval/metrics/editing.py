@@ -36,6 +36,7 @@ from omnieval.errors import MediaError, MissingWeightsError
 from omnieval.media import as_frames
 from omnieval.metrics.base import MeanMetric, MetricInput
 from omnieval.metrics.clip import ClipI, ClipIOptions, ClipT, ClipTOptions, check_choice
+from omnieval.metrics.paired import PairedSizes, sizes_note
 from omnieval.registry import register_metric
 
 if TYPE_CHECKING:
@@ -122,19 +123,22 @@ class PixelOptions:
         check_choice("pixel metric", "against", self.against, ("reference", "source"))
 
 
-class PixelMetric(MeanMetric):
+class PixelMetric(PairedSizes, MeanMetric):
     """Mean over items of the mean over frame pairs of one pixel function."""
 
     Options = PixelOptions
     needs = ("output", "reference")
     kind: ClassVar[str] = "l1"
+    convention = ("output resized to the compared image's size with PIL bicubic (MagicBrush eval_distance: "
+                  "Image.resize without a filter); no crop; ToTensor values in [0, 1]")
 
     def score(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
         fn = PIXEL_FUNCTIONS[self.kind]
         out = []
         for item in inputs:
-            pairs = paired_frames(item.output, getattr(item, self.options.against), f"item {item.item_id}")
-            out.append({self.registry_name: float(np.mean([fn(o, r) for o, r in pairs]))})
+            other = getattr(item, self.options.against)
+            pairs = paired_frames(item.output, other, f"item {item.item_id}")
+            out.append({self.registry_name: float(np.mean([fn(o, r) for o, r in pairs])), "sizes": sizes_note(item.output, other)})
         return out
 
 
@@ -273,9 +277,10 @@ class DinoOptions:
 
 
 @register_metric("edit_dino", description="MagicBrush DINO: cos of dino_vits16 CLS features, edit vs ground truth", capability=("edit_image", "edit_video"))
-class EditDino(MeanMetric):
+class EditDino(PairedSizes, MeanMetric):
     Options = DinoOptions
     needs = ("output", "reference")
+    convention = "each image separately: PIL resize of the short side to 256 (bicubic), center crop 224; no resize to the other side"
 
     def required_weights(self) -> list[str]:
         """The DINO file, unless given as ``dino_path`` or the tiny random backbone is used."""
@@ -298,5 +303,6 @@ class EditDino(MeanMetric):
             if len(a) != len(b):
                 raise MediaError(f"{what}: {len(a)} output frames but {len(b)} {self.options.against} frames")
             fa, fb = dino_features(model, list(a)), dino_features(model, list(b))
-            out.append({"edit_dino": float(torch.nn.functional.cosine_similarity(fa, fb, dim=-1).mean())})
+            out.append({"edit_dino": float(torch.nn.functional.cosine_similarity(fa, fb, dim=-1).mean()),
+                        "sizes": sizes_note(item.output, getattr(item, self.options.against))})
         return out

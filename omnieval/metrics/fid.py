@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from omnieval.errors import ConfigError, MediaError, MissingWeightsError
-from omnieval.media import IMAGE_SUFFIXES, as_frames, read_image, sample_frame_indices
+from omnieval.media import IMAGE_SUFFIXES, as_frames, frame_count, read_image, sample_frame_indices, sample_frames
 from omnieval.metrics.frechet import FeatureStats
 from omnieval.metrics.base import Metric, MetricInput, list_state, mergeable_state
 from omnieval.registry import register_metric
@@ -219,11 +219,11 @@ class InceptionMetric(Metric):
     def _features(self, media: Any, what: str) -> np.ndarray:
         if media is None:
             raise MediaError(f"{what}: missing")
-        try:
-            frames = as_frames(media)
+        try:  # a file-backed video decodes only the selected frames
+            frames = sample_frames(media, sample_frame_indices(frame_count(media), self.options.num_frames,
+                                                               self.options.frames))  # type: ignore[arg-type]
         except MediaError as exc:
             raise MediaError(f"{what}: {exc}") from exc
-        frames = frames[sample_frame_indices(len(frames), self.options.num_frames, self.options.frames)]  # type: ignore[arg-type]
         return extract_features(frames, self.network(), self.options.batch_size)
 
     def contributions(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:

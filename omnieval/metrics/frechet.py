@@ -20,6 +20,7 @@ depend on the number of samples.  ``cov(ddof=0)`` divides by ``N`` (stylegan-v, 
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -109,6 +110,8 @@ class FeatureStats:
     def __init__(self, dim: int | None = None):
         self.n = 0
         self.dim = dim
+        #: what the statistics were computed from (saved with them; e.g. the FVD reference set)
+        self.meta: dict[str, str] = {}
         self.sum: np.ndarray | None = None
         self.sum_outer: np.ndarray | None = None
         if dim is not None:
@@ -166,15 +169,16 @@ class FeatureStats:
         return self.mean(), self.cov(ddof)
 
     # -- persistence ----------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, protocol_hash: str = "", ddof: int = 0) -> Path:
-        """Write ``mu``, ``sigma`` (with ``ddof``), ``n``, the raw sums and ``protocol_hash`` to ``.npz``
-        (atomically: a temporary file is renamed)."""
+    def save(self, path: str | os.PathLike, protocol_hash: str = "", ddof: int = 0, meta: dict[str, str] | None = None) -> Path:
+        """Write ``mu``, ``sigma`` (with ``ddof``), ``n``, the raw sums, ``protocol_hash`` and ``meta`` (strings,
+        stored as JSON text; default :attr:`meta`) to ``.npz`` (atomically: a temporary file is renamed)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         mu, sigma = self.mean_cov(ddof)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, mu=mu, sigma=sigma, n=np.int64(self.n), ddof=np.int64(ddof), sum=self.sum,
-                 sum_outer=self.sum_outer, protocol_hash=np.str_(protocol_hash))
+                 sum_outer=self.sum_outer, protocol_hash=np.str_(protocol_hash),
+                 meta=np.str_(json.dumps(self.meta if meta is None else meta, sort_keys=True)))
         os.replace(tmp, path)
         return path
 
@@ -202,6 +206,10 @@ class FeatureStats:
             )
         stats = cls()
         stats.n = int(fields["n"])
+        try:
+            stats.meta = json.loads(str(fields["meta"])) if "meta" in fields else {}
+        except ValueError as exc:
+            raise MediaError(f"feature statistics {path}: unreadable meta field ({exc})") from exc
         mu = np.asarray(fields["mu"], dtype=np.float64)
         stats._allocate(mu.shape[0])
         if "sum" in fields and "sum_outer" in fields:

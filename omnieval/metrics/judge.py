@@ -1,315 +1,251 @@
-"""LLM-as-judge scoring through an OpenAI-compatible chat endpoint (standard library only).
+"""LLM-as-judge metrics for open-ended answers (the Video-ChatGPT family of judge prompts).
 
-:class:`JudgeClient` POSTs ``{"model", "messages", "temperature", "max_tokens"}`` to
-``<base_url>/chat/completions`` with ``urllib``; the API key is read from the environment variable the
-settings name (never stored in options or results).  A failed call (connection error, timeout, HTTP 408/
-409/425/429/5xx, malformed JSON, empty content) is retried up to ``max_attempts`` times in total with
-exponential backoff (``backoff_s * backoff_factor**k``, capped at ``max_backoff_s``; a numeric
-``Retry-After`` is honoured up to the cap); other HTTP errors (400, 401, 403, 404, ...) are not retried.
-A call that still fails is returned as a failed :class:`JudgeReply` -- never as a score.
+The judge is any OpenAI-compatible chat endpoint (:mod:`omnieval.judge`); its settings are the metric's options
+(``base_url``, ``model``, ``api_key_env``, ``temperature``, ``max_tokens``, ``timeout_s``, retries, ``workers``),
+together with the prompt ``template`` (its sha256 is recorded in the options and in every contribution), how the
+reply is read (``extract``: ``brace`` | ``whole``, see :mod:`omnieval.judge.reviews`) and ``score_range``.
+Option strings may use ``${VAR}`` / ``${VAR:-default}`` (expanded when the task file is read, so the hash and the
+results hold the judge actually used).  Judge replies are cached under the run's output folder
+(``judge_cache/``): re-scoring with changed options, or after a crash, never pays for a reply twice.
 
-``judge_score`` (registered) is the ActivityNet-QA protocol of lmms-eval: the judge sees the question,
-the correct answer and the predicted answer and returns a Python-dict string ``{'pred': 'yes'|'no',
-'score': 0-5}``.  Parsing follows lmms-eval: the text between the first ``{`` and the next ``}`` is read
-with :func:`ast.literal_eval`; ``score`` is ``int(...)`` (4.8 -> 4); ``pred`` is "yes" if it contains
-"yes", else "no" if it contains "no", else kept as is (then it is in neither count of the yes-rate).
-Reported values:
+Registered metrics:
 
-* ``judge_yes_rate``: yes / (yes + no) over judged items, in percent when ``percent``;
-* ``judge_score``: mean score over judged items (0-5);
-* ``judge_failed``: the number of items the judge failed on (transport failure or unparseable reply).
-  Unlike lmms-eval, which scores a failure as ("no", 0), failures are left out of both means.
+``judge_score`` -- yes/no + 0-5 score per item (ActivityNet-QA / MSVD-QA / MSRVTT-QA / TGIF-QA, template
+    ``activitynet_qa``).  Values: ``judge_yes_rate`` = yes / (yes + no) over judged items (percent when
+    ``percent``), ``judge_score`` = mean score over judged items, ``judge_failed`` = items without a valid reply.
+``judge_rating`` -- one 0-5 score per item (Video-ChatGPT correctness / detail / context / temporal, templates
+    ``vcg_*``).  Values: ``judge_score``, ``judge_failed``.
+``judge_consistency`` -- one 0-5 score per *pair* of answers to two phrasings of a question (Video-ChatGPT
+    consistency, template ``vcg_consistency``): scored on sample 0 of a doc whose ``fields.prompts`` lists the two
+    question fields; sample 1's answer comes in as a sibling output.
 
-Each contribution keeps the raw judge output, the answering model, the attempt count, the error (if any)
-and the sha256 of the prompt template, which is also part of :meth:`JudgeScore.options_dict`.
+Inputs: the question is ``doc[question_key]`` (the raw dataset question, as both references send it, not the
+rendered prompt), the correct answer is the item's ``reference`` (``str()``-ed) and the prediction is the model's
+response **stripped** of surrounding whitespace (lmms-eval strips every response before scoring).
+
+Failures (no reply after the retries, an unparseable reply, a score out of range, a missing key) are never scores:
+the contribution has ``judge_failed = 1``, the reason and the raw reply, and is marked
+:data:`~omnieval.metrics.base.RETRY`, so the next run asks the judge again.  The means are over judged items only.
+The references differ here: lmms-eval's ActivityNet-QA **crashes** on an unparseable reply (``parse_score``
+returns ``None``, which ``activitynetqa_process_results`` then indexes outside its ``try``: ``TypeError``; its
+``("no", 0)`` fallback runs only if ``get_eval`` raises, which it never does), lmms-eval's Video-ChatGPT scores it
+0 (counted in the mean), and the VILA scripts drop the item (``eval_video_qa.py``) or ask forever
+(``eval_benchmark_*.py``).  See :mod:`omnieval.judge.reviews` for the per-key differences.
 """
 from __future__ import annotations
 
-import ast
-import hashlib
-import json
-import os
-import re
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
-from omnieval.errors import ConfigError
-from omnieval.metrics.base import MeanMetric, MetricInput
+from omnieval.errors import ConfigError, MediaError
+from omnieval.judge import (
+    JudgeCache,
+    JudgeClient,
+    JudgeReply,
+    JudgeSettings,
+    PromptTemplate,
+    get_template,
+)
+
+# kept for code that imported these from here before omnieval.judge existed
+from omnieval.judge.client import InvalidReply
+from omnieval.judge.reviews import EXTRACTORS, Review, parse_review
+from omnieval.judge.templates import templates as _templates
+from omnieval.metrics.base import RETRY, MeanMetric, MetricInput
 from omnieval.metrics.qa import response_text
 from omnieval.registry import register_metric
 
-__all__ = ["JudgeSettings", "JudgeReply", "JudgeClient", "PromptTemplate", "TEMPLATES", "parse_activitynet_review", "JudgeScore"]
+__all__ = [
+    "ACTIVITYNET_QA",
+    "TEMPLATES",
+    "JudgeClient",
+    "JudgeConsistency",
+    "JudgeRating",
+    "JudgeReply",
+    "JudgeScore",
+    "JudgeSettings",
+    "PromptTemplate",
+    "parse_activitynet_review",
+]
 
-_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class JudgeSettings:
-    """Where and how to call the judge.  ``api_key_env=""`` sends no Authorization header (local servers)."""
-
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-2024-11-20"
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = 64
-    timeout_s: float = 60.0
-    max_attempts: int = 5
-    backoff_s: float = 5.0
-    backoff_factor: float = 2.0
-    max_backoff_s: float = 60.0
-
-    @property
-    def url(self) -> str:
-        base = self.base_url.rstrip("/")
-        return base if base.endswith("/chat/completions") else base + "/chat/completions"
-
-
-@dataclass(frozen=True)
-class JudgeReply:
-    """One judge call: its text (``None`` when it failed), the model that answered, attempts made, error."""
-
-    content: str | None
-    model: str = ""
-    attempts: int = 0
-    error: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return self.content is None
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class _Permanent(Exception):
-    """A failure that retrying will not fix (HTTP 4xx other than 408/409/425/429)."""
-
-
-class JudgeClient:
-    """Minimal OpenAI-compatible chat client with bounded retries (``sleep`` is injectable for tests)."""
-
-    def __init__(self, settings: JudgeSettings, *, sleep: Callable[[float], None] = time.sleep):
-        if settings.max_attempts < 1:
-            raise ConfigError(f"judge: max_attempts must be >= 1, got {settings.max_attempts}")
-        if settings.api_key_env and not os.environ.get(settings.api_key_env):
-            raise ConfigError(
-                f"judge: environment variable {settings.api_key_env} (the API key) is not set; "
-                "set it, or pass api_key_env='' for a server without authentication"
-            )
-        self.settings = settings
-        self._sleep = sleep
-
-    def payload(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        s = self.settings
-        return {"model": s.model, "messages": messages, "temperature": s.temperature, "max_tokens": s.max_tokens}
-
-    def chat(self, messages: list[dict[str, str]]) -> JudgeReply:
-        """Send one chat request; retry transient failures; never raise for a failed call."""
-        s = self.settings
-        error = ""
-        for attempt in range(1, s.max_attempts + 1):
-            try:
-                content, model = self._post(self.payload(messages))
-                return JudgeReply(content, model, attempt)
-            except _Retryable as exc:
-                error = str(exc)
-                if attempt < s.max_attempts:
-                    delay = min(s.max_backoff_s, s.backoff_s * s.backoff_factor ** (attempt - 1))
-                    if exc.retry_after is not None:
-                        delay = min(s.max_backoff_s, max(delay, exc.retry_after))
-                    self._sleep(delay)
-            except _Permanent as exc:
-                return JudgeReply(None, "", attempt, str(exc))
-        return JudgeReply(None, "", s.max_attempts, error)
-
-    def _post(self, payload: dict[str, Any]) -> tuple[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.settings.api_key_env:
-            headers["Authorization"] = f"Bearer {os.environ.get(self.settings.api_key_env, '')}"
-        request = urllib.request.Request(self.settings.url, data=json.dumps(payload).encode(), headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.settings.timeout_s) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            message = f"HTTP {exc.code} {exc.reason}"
-            if exc.code in _RETRY_STATUS:
-                raise _Retryable(message, _retry_after(exc.headers.get("Retry-After") if exc.headers else None)) from None
-            raise _Permanent(message) from None
-        except (urllib.error.URLError, OSError) as exc:  # refused, DNS, timeout (socket.timeout is an OSError)
-            raise _Retryable(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
-        try:
-            data = json.loads(body)
-            content = data["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _Retryable(f"malformed response: {body[:200]!r}") from None
-        if not isinstance(content, str) or not content.strip():
-            raise _Retryable("empty content")
-        return content.strip(), str(data.get("model", ""))
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-# -- prompts ------------------------------------------------------------------------------------
-_FIELD = re.compile(r"\{(question|answer|pred)\}")
-
-
-@dataclass(frozen=True)
-class PromptTemplate:
-    """A system message and a user message with ``{question}``, ``{answer}``, ``{pred}`` fields."""
-
-    name: str
-    system: str
-    user: str
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(json.dumps({"system": self.system, "user": self.user}, sort_keys=True).encode()).hexdigest()
-
-    def messages(self, **fields: str) -> list[dict[str, str]]:
-        """Fill the fields in one pass (a value containing ``{pred}`` is not substituted again)."""
-        user = _FIELD.sub(lambda m: str(fields[m.group(1)]), self.user)
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
-
-
-# The ActivityNet-QA judge prompt used by lmms-eval (tasks/activitynetqa/utils.py), verbatim: the judge's
-# scores depend on every character of it, so it is data that must match, not code.
-ACTIVITYNET_QA = PromptTemplate(
-    name="activitynet_qa",
-    system=(
-        "You are an intelligent chatbot designed for evaluating the correctness of generative outputs for question-answer pairs. "
-        "Your task is to compare the predicted answer with the correct answer and determine if they match meaningfully. Here's how you can accomplish the task:"
-        "------"
-        "##INSTRUCTIONS: "
-        "- Focus on the meaningful match between the predicted answer and the correct answer.\n"
-        "- Consider synonyms or paraphrases as valid matches.\n"
-        "- Evaluate the correctness of the prediction compared to the answer."
-    ),
-    user=(
-        "Please evaluate the following video-based question-answer pair:\n\n"
-        "Question: {question}\n"
-        "Correct Answer: {answer}\n"
-        "Predicted Answer: {pred}\n\n"
-        "Provide your evaluation only as a yes/no and score where the score is an integer value between 0 and 5, with 5 indicating the highest meaningful match. "
-        "Please generate the response in the form of a Python dictionary string with keys 'pred' and 'score', where value of 'pred' is  a string of 'yes' or 'no' and value of 'score' is in INTEGER, not STRING."
-        "DO NOT PROVIDE ANY OTHER OUTPUT TEXT OR EXPLANATION. Only provide the Python dictionary string. "
-        "For example, your response should look like this: {'pred': 'yes', 'score': 4.8}."
-    ),
-)
-TEMPLATES: dict[str, PromptTemplate] = {ACTIVITYNET_QA.name: ACTIVITYNET_QA}
+TEMPLATES: dict[str, PromptTemplate] = _templates()
+ACTIVITYNET_QA = TEMPLATES["activitynet_qa"]
 
 
 def parse_activitynet_review(review: str) -> tuple[str, int] | None:
-    """``(pred, score)`` from a judge reply such as ``"{'pred': 'yes', 'score': 4}"``; ``None`` if unparseable.
-
-    Reads the text between the first ``{`` and the following ``}`` (stopping at a second ``{``), as lmms-eval.
-    """
-    if "{" not in review:
-        return None
-    literal = "{" + review.split("{")[1].split("}")[0] + "}"
+    """lmms-eval ActivityNet-QA's reading of a reply as ``(pred, score)``; ``None`` where lmms-eval's ``parse_score``
+    returns ``None`` (no range check: this is the reference reading, used by the parity tests)."""
     try:
-        parsed = ast.literal_eval(literal)
-        score = int(parsed["score"])
-        pred = parsed["pred"]
-        lowered = pred.lower()
-    except Exception:  # noqa: BLE001 - any malformed reply (syntax, types, overflow, missing keys) is unparseable
+        r = parse_review(review, extract="brace", score_range=(-float("inf"), float("inf")))
+    except InvalidReply:
         return None
-    return ("yes" if "yes" in lowered else "no" if "no" in lowered else pred), score
+    return r.pred or "", r.score
 
 
-# -- metric -------------------------------------------------------------------------------------
-@register_metric(
-    "judge_score",
-    description="ActivityNet-QA LLM judge via an OpenAI-compatible endpoint: yes-rate (percent) and mean 0-5 score; failures counted apart",
-    capability="understand",
-)
-class JudgeScore(MeanMetric):
-    """Open-ended QA judged by an LLM (lmms-eval ActivityNet-QA protocol; see the module docstring).
-
-    Input: ``output`` = response text, ``reference`` = correct answer, question = ``doc[question_key]``
-    (else ``prompt``).  ``workers`` judge calls run concurrently (threads); results do not depend on it.
-    """
+class _Judged(MeanMetric):
+    """Shared machinery: build each item's conversation, call the judge for a batch, read the replies."""
 
     @dataclass(frozen=True)
     class Options(JudgeSettings):
         template: str = "activitynet_qa"
+        extract: str = "brace"
+        score_range: tuple[float, ...] = (0.0, 5.0)
         question_key: str = "question"
-        workers: int = 1
-        percent: bool = True
+        cache: bool = True
 
     needs: ClassVar[tuple[str, ...]] = ("output", "reference")
-    higher_is_better: ClassVar[dict[str, bool]] = {"judge_yes_rate": True, "judge_score": True, "judge_failed": False}
     weights: ClassVar[tuple[str, ...]] = ()
     bootstrap: ClassVar[bool] = True
+    #: whether the reply carries a yes/no ``pred``
+    with_pred: ClassVar[bool] = False
+    #: values reported by ``compute`` (besides ``judge_failed``)
+    reported: ClassVar[tuple[str, ...]] = ("judge_score",)
 
     def __init__(self, *, sleep: Callable[[float], None] = time.sleep, **options: Any):
         super().__init__(**options)
         o = self.options
-        if o.template not in TEMPLATES:
-            raise ConfigError(f"judge_score: unknown template {o.template!r}; known: {', '.join(TEMPLATES)}")
-        if o.workers < 1:
-            raise ConfigError(f"judge_score: workers must be >= 1, got {o.workers}")
-        self.template = TEMPLATES[o.template]
+        name = getattr(type(self), "registry_name", type(self).__name__)
+        if o.extract not in EXTRACTORS:
+            raise ConfigError(f"{name}: extract must be one of {', '.join(EXTRACTORS)}, got {o.extract!r}")
+        if len(o.score_range) != 2 or not o.score_range[0] <= o.score_range[1]:
+            raise ConfigError(f"{name}: score_range must be [low, high], got {list(o.score_range)}")
+        try:
+            self.template = get_template(o.template)
+        except KeyError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        o.check(name)
         self.client = JudgeClient(o, sleep=sleep)
+        self.batch_size = max(8, 4 * o.workers)  # one batch is judged concurrently
+
+    def attach_run_dir(self, path: Path) -> None:
+        if self.options.cache:
+            self.client.cache = JudgeCache(Path(path) / "judge_cache")
 
     def options_dict(self) -> dict[str, Any]:
         return {**super().options_dict(), "prompt_sha256": self.template.sha256}
 
-    def _question(self, item: MetricInput) -> str:
-        question = item.doc.get(self.options.question_key, item.prompt)
+    # -- what the judge sees -------------------------------------------------------------------
+    def _question(self, item: MetricInput, key: str) -> str:
+        question = item.doc.get(key)
         if not isinstance(question, str):
-            raise ConfigError(f"item {item.item_id}: no question (doc[{self.options.question_key!r}] or prompt)")
+            raise ConfigError(f"item {item.item_id}: no question text in doc[{key!r}] for the judge")
         return question
 
-    def _judge(self, item: MetricInput) -> dict[str, Any]:
-        messages = self.template.messages(
-            question=self._question(item), answer=str(item.reference), pred=response_text(item)
-        )
-        reply = self.client.chat(messages)
-        out: dict[str, Any] = {
-            "judge_raw": reply.content or "",
-            "judge_model": reply.model,
-            "judge_error": reply.error,
-            "judge_attempts": reply.attempts,
-            "judge_prompt_sha256": self.template.sha256,
-        }
-        parsed = None if reply.failed else parse_activitynet_review(reply.content or "")
-        if parsed is None:
-            out["judge_error"] = reply.error or "unparseable judge output"
-            out["judge_failed"] = 1.0
-            return out
-        pred, score = parsed
-        out.update(judge_failed=0.0, judge_pred=pred, judge_score=float(score))
-        if pred in ("yes", "no"):
-            out["judge_yes_rate"] = float(pred == "yes")
-        return out
+    def _answer(self, item: MetricInput) -> str:
+        if item.reference is None:
+            raise ConfigError(f"item {item.item_id}: no reference answer for the judge (set fields.reference)")
+        return str(item.reference)
 
+    def fields(self, item: MetricInput) -> dict[str, str]:
+        """The template's field values for ``item`` (raises a one-line error naming the item)."""
+        return {"question": self._question(item, self.options.question_key), "answer": self._answer(item),
+                "pred": response_text(item).strip()}
+
+    def _accept(self, content: str) -> Review:
+        return parse_review(content, extract=self.options.extract, with_pred=self.with_pred,
+                            score_range=tuple(self.options.score_range))
+
+    # -- scoring --------------------------------------------------------------------------------
     def score(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
-        for item in inputs:  # validate every item before spending judge calls
-            self._question(item)
-            response_text(item)
-            if item.reference is None:
-                raise ConfigError(f"item {item.item_id}: no reference answer for the judge")
-        if self.options.workers == 1 or len(inputs) < 2:
-            return [self._judge(item) for item in inputs]
-        with ThreadPoolExecutor(max_workers=min(self.options.workers, len(inputs))) as pool:
-            return list(pool.map(self._judge, inputs))
+        conversations = [self.template.messages(**self.fields(item)) for item in inputs]  # all checked before any call
+        replies = self.client.chat_many(conversations, accept=self._accept)
+        return [self._contribution(reply) for reply in replies]
+
+    def _contribution(self, reply: JudgeReply) -> dict[str, Any]:
+        out: dict[str, Any] = {"judge_raw": reply.content or "", "judge_model": reply.model, "judge_error": reply.error,
+                               "judge_attempts": reply.attempts, "judge_cached": reply.cached,
+                               "judge_prompt_sha256": self.template.sha256}
+        if reply.failed:
+            out.update(judge_failed=1.0, **{RETRY: reply.error})
+            return out
+        review: Review = reply.parsed
+        out.update(judge_failed=0.0, judge_score=float(review.score))
+        if self.with_pred:
+            out["judge_pred"] = review.pred
+            if review.pred in ("yes", "no"):
+                out["judge_yes_rate"] = float(review.pred == "yes")
+        return out
 
     def compute(self) -> dict[str, float]:
         values = super().compute()
-        out = {key: values[key] for key in ("judge_yes_rate", "judge_score") if key in values}
-        if self.options.percent and "judge_yes_rate" in out:
-            out["judge_yes_rate"] *= 100.0
+        out = {key: values[key] for key in self.reported if key in values}
         out["judge_failed"] = self.sums.get("judge_failed", 0.0)
         return out
+
+
+@register_metric(
+    "judge_score",
+    description="LLM judge, yes/no + 0-5 score (ActivityNet/MSVD/MSRVTT/TGIF-QA): yes-rate (percent) and mean score; failures counted apart and retried",
+    capability="understand",
+)
+class JudgeScore(_Judged):
+    """Open-ended QA judged yes/no with a 0-5 score (template ``activitynet_qa``; see the module docstring)."""
+
+    @dataclass(frozen=True)
+    class Options(_Judged.Options):
+        percent: bool = True
+
+    with_pred: ClassVar[bool] = True
+    reported: ClassVar[tuple[str, ...]] = ("judge_yes_rate", "judge_score")
+    higher_is_better: ClassVar[dict[str, bool]] = {"judge_yes_rate": True, "judge_score": True, "judge_failed": False}
+
+    def compute(self) -> dict[str, float]:
+        out = super().compute()
+        if self.options.percent and "judge_yes_rate" in out:
+            out["judge_yes_rate"] *= 100.0
+        return out
+
+
+@register_metric(
+    "judge_rating",
+    description="LLM judge, one 0-5 score per answer (Video-ChatGPT correctness/detail/context/temporal); failures counted apart and retried",
+    capability="understand",
+)
+class JudgeRating(_Judged):
+    """A 0-5 rating of one answer (templates ``vcg_correctness``, ``vcg_detail``, ``vcg_context``, ``vcg_temporal``)."""
+
+    @dataclass(frozen=True)
+    class Options(_Judged.Options):
+        template: str = "vcg_correctness"
+        extract: str = "whole"
+
+    higher_is_better: ClassVar[dict[str, bool]] = {"judge_score": True, "judge_failed": False}
+
+
+@register_metric(
+    "judge_consistency",
+    description="LLM judge, 0-5 consistency of the answers to two phrasings of one question (Video-ChatGPT); scored on sample 0 of each pair",
+    capability="understand",
+)
+class JudgeConsistency(JudgeRating):
+    """Video-ChatGPT consistency: the judge sees both questions (``doc[question_keys[i]]``), the common answer and
+    the two predictions (sample 0's response and its sibling sample 1's).  The task asks each question as its own
+    sample (``fields.prompts: [Q1, Q2]``) and restricts this metric to sample 0 (``samples: [0]``)."""
+
+    @dataclass(frozen=True)
+    class Options(JudgeRating.Options):
+        template: str = "vcg_consistency"
+        question_keys: tuple[str, ...] = ("Q1", "Q2")
+
+    needs: ClassVar[tuple[str, ...]] = ("output", "reference", "siblings")
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        if len(self.options.question_keys) != 2:
+            raise ConfigError(f"judge_consistency: question_keys must name two doc fields, got {list(self.options.question_keys)}")
+
+    def fields(self, item: MetricInput) -> dict[str, str]:
+        if item.sample_index != 0:
+            raise ConfigError(f"item {item.item_id}: judge_consistency scores each pair once, on sample 0; restrict it "
+                              f"with `samples: [0]` in the task's metric entry")
+        siblings = item.siblings or {}
+        if 1 not in siblings:
+            raise MediaError(f"item {item.item_id}: judge_consistency needs the answer to the second question (sample 1), "
+                             f"which is missing; set fields.prompts to the two question fields")
+        q1, q2 = (self._question(item, key) for key in self.options.question_keys)
+        second = MetricInput(item_id=f"{item.item_id} (sample 1)", output=siblings[1])
+        return {"question1": q1, "question2": q2, "answer": self._answer(item),
+                "pred1": response_text(item).strip(), "pred2": response_text(second).strip()}

@@ -225,11 +225,43 @@ def missing_message(weight_ids: list[str], explicit: str | os.PathLike | None = 
     return "missing metric weights -- " + " | ".join(parts) + hint
 
 
-def require(weight_ids: list[str]) -> None:
-    """Fail at start-up, listing every missing file at once (before hours of generation)."""
-    missing = [wid for wid in dict.fromkeys(weight_ids) if locate(wid) is None]
+def require(weight_ids: list[str], files: list[str | os.PathLike] | tuple = ()) -> None:
+    """Fail at start-up (before hours of generation), listing every missing file at once; then refuse, as one
+    line, any present checkpoint -- manifest weights and the explicit ``files`` (metric options that name a file,
+    see :func:`option_files`) -- whose pickle names code-running globals
+    (:func:`omnieval.safe_pickle.check_checkpoint`, read from the opcodes, nothing executed)."""
+    from omnieval.safe_pickle import check_checkpoint
+
+    ids = list(dict.fromkeys(weight_ids))
+    missing = [wid for wid in ids if locate(wid) is None]
     if missing:
         raise MissingWeightsError(missing_message(missing))
+    for wid in ids:
+        check_checkpoint(locate(wid), f"metric weights {wid}:")
+    for file in dict.fromkeys(Path(f) for f in files):
+        check_checkpoint(file, "metric weights")
+
+
+#: option names that hold a file or folder given explicitly by the user (instead of a manifest weight)
+PATH_OPTION_SUFFIXES = ("_path", "_weights", "_file")
+
+
+def option_files(metric) -> list[Path]:
+    """Existing files and folders named by a metric's path options (``ckpt_path``, ``raft_path`` ...): the files
+    :meth:`required_weights` leaves out because the user pointed at them explicitly."""
+    import dataclasses
+
+    options = getattr(metric, "options", None)
+    if options is None or not dataclasses.is_dataclass(options):
+        return []
+    out = []
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        if f.name.endswith(PATH_OPTION_SUFFIXES) and isinstance(value, (str, os.PathLike)) and str(value):
+            path = Path(value).expanduser()
+            if path.exists():
+                out.append(path)
+    return out
 
 
 def status(verify: bool = False) -> list[WeightStatus]:

@@ -51,10 +51,10 @@ class HFVideoVLM(Model):
         return folder_fingerprint(pretrained)
 
     def frames(self, media) -> list[np.ndarray]:
-        frames = as_frames(media)
+        """The frames passed to the model: a video's sampled frames (only those are decoded), or the image."""
         if isinstance(media, Video):
-            frames = frames[sample_frame_indices(len(frames), self.num_frames, self.frame_policy)]
-        return list(frames)
+            return list(media.sample(sample_frame_indices(len(media), self.num_frames, self.frame_policy)))
+        return list(as_frames(media))
 
     def understand(self, requests: list[Request]) -> list[str]:
         import torch

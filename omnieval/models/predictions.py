@@ -7,8 +7,10 @@ Two ways to say which file answers which request (``--model_args path=DIR[,manif
     {"task": "vbench_t2v", "doc_id": "42", "sample_index": 0, "think": "off", "file": "videos/42-0.mp4"}
     {"task": "mvbench", "doc_id": "7", "response": "(B) the man is running"}
 
-  ``task``, ``sample_index`` (default 0) and ``think`` (default ``off``) are optional; ``file`` is relative to
-  the manifest's folder; understanding tasks give ``response`` instead of ``file``.
+  ``task``, ``sample_index`` (default 0, a whole number) and ``think`` (default ``off``) are optional; ``file``
+  is relative to ``DIR`` (where the default manifest lives) and must stay inside it: absolute paths, ``..`` and
+  symlinks resolving outside ``DIR`` are refused, as are two lines for the same (task, doc, sample, think);
+  understanding tasks give ``response`` instead of ``file``.
 
 ``naming=official``: the output names of the official Omni-Video scripts (``tools/inference/generate.py``)::
 
@@ -24,7 +26,7 @@ gives its prompt (``/`` cannot occur in file names) and its sample index.  Think
 a second such folder, ``think_path=DIR``.
 
 A request with no matching file is an error naming the doc, sample and think mode, so nothing is silently
-scored on a subset.
+scored on a subset.  Whatever the naming, a file that resolves outside ``path=`` (or ``think_path=``) is refused.
 """
 from __future__ import annotations
 
@@ -82,30 +84,46 @@ class Predictions(Model):
 
     # -- lookup -------------------------------------------------------------------------------------
     def _read_manifest(self, path: Path) -> dict[tuple, dict]:
+        """Manifest lines by ``(task, doc_id, sample_index, think)``.  Refused, naming the line: a duplicate of an
+        earlier line's output, a ``sample_index`` that is not a whole number >= 0, a ``think`` that is not on/off,
+        and a ``file`` that is absolute, contains ``..`` or resolves (through symlinks) outside ``path=``."""
         if not path.is_file():
             raise ConfigError(f"predictions: manifest not found: {path}")
         entries: dict[tuple, dict] = {}
+        lines: dict[tuple, int] = {}
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ConfigError(f"predictions: {path} is not UTF-8 text") from exc
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
+            where = f"predictions: {path}:{n}"
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"predictions: {path}:{n}: invalid JSON ({exc.msg})") from exc
+                raise ConfigError(f"{where}: invalid JSON ({exc.msg})") from exc
             if not isinstance(rec, dict) or "doc_id" not in rec or not (isinstance(rec.get("file"), str) or "response" in rec):
-                raise ConfigError(f"predictions: {path}:{n}: needs doc_id and file (a path) or response")
-            try:
-                index = int(rec.get("sample_index", 0))
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"predictions: {path}:{n}: sample_index must be an integer, got {rec['sample_index']!r}") from exc
-            key = (rec.get("task"), str(rec["doc_id"]), index, _think(rec.get("think", "off")))
-            rec["__base__"] = str(path.parent)
-            entries[key] = rec
+                raise ConfigError(f"{where}: needs doc_id and file (a path) or response")
+            key = (rec.get("task"), str(rec["doc_id"]), _sample_index(rec.get("sample_index", 0), where),
+                   _think(rec.get("think", "off"), where))
+            if key in entries:
+                task = f"task {key[0]} " if key[0] is not None else ""
+                raise ConfigError(f"{where}: duplicate output for {task}doc {key[1]} sample {key[2]} think {key[3]} "
+                                  f"(also at line {lines[key]})")
+            if "response" not in rec:
+                rec["__path__"] = str(self._inside(self.root / _relative(rec["file"], where), where, rec["file"]))
+            entries[key], lines[key] = rec, n
         return entries
+
+    def _inside(self, path: Path, where: str, name: str | Path, roots: tuple[Path, ...] | None = None) -> Path:
+        """``path`` if it resolves (symlinks followed) inside ``path=`` (or ``roots``), else a one-line error."""
+        real = path.resolve()
+        allowed = [r.resolve() for r in (roots or (self.root,))]
+        if not any(real == r or r in real.parents for r in allowed):
+            raise ConfigError(f"{where}: file {str(name)!r} resolves to {real}, outside the predictions folder "
+                             f"{' or '.join(map(str, allowed))}")
+        return path
 
     def _scan_official(self) -> list[dict]:
         found = []
@@ -124,20 +142,22 @@ class Predictions(Model):
                 raise MediaError(f"predictions: no output for {what} in the manifest")
             if "response" in rec:
                 return Generation(str(rec["response"]), {"source_file": None})
-            path = Path(rec["file"])
-            path = path if path.is_absolute() else Path(rec["__base__"]) / path
+            path = Path(rec["__path__"])  # checked when the manifest was read
             return Generation(read_media(path), {"source_file": str(path)})
         if self.naming == "vbench":
             path = self.vbench[mode].get((prompt, index))
             if path is None:
                 where = "think_path" if think else "path"
                 raise MediaError(f"predictions: no {prompt[:60]!r}-{index}.mp4 in the VBench-style {where} folder for {what}")
+            roots = (self.root, Path(self.args["think_path"])) if self.args.get("think_path") else None
+            self._inside(path, f"predictions: {what}", path.name, roots)
             return Generation(read_media(path), {"source_file": str(path)})
         kind, want = OFFICIAL_KIND.get(capability), _norm_prompt(prompt)
         matches = [e for e in self.official if e["task"] == kind and int(e["seed"]) == seed and _norm_prompt(e["prompt"]) == want]
         if not matches:
             raise MediaError(f"predictions: no official-named {kind} file with seed {seed} and prompt {prompt[:50]!r} for {what}")
         best = max(matches, key=lambda e: e["timestamp"])
+        self._inside(Path(best["file"]), f"predictions: {what}", Path(best["file"]).name)
         return Generation(read_media(best["file"]), {"source_file": best["file"], "candidates": len(matches)})
 
     def _answer(self, requests: list[Request]) -> list[Generation]:
@@ -168,7 +188,35 @@ def _scan_vbench(folder: Path) -> dict[tuple[str, int], Path]:
     return found
 
 
-def _think(value) -> str:
+def _think(value, where: str) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
-    return str(value)
+    if value in ("on", "off"):
+        return value
+    raise ConfigError(f"{where}: think must be on/off (or true/false), got {value!r}")
+
+
+def _sample_index(value, where: str) -> int:
+    """A whole number >= 0: an int, an integral float (``2.0``) or a string of digits (``"2"``); never a bool."""
+    if isinstance(value, bool):
+        index = None
+    elif isinstance(value, int):
+        index = value
+    elif isinstance(value, float) and value.is_integer():
+        index = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        index = int(value)
+    else:
+        index = None
+    if index is None or index < 0:
+        raise ConfigError(f"{where}: sample_index must be a whole number >= 0, got {value!r}")
+    return index
+
+
+def _relative(name: str, where: str) -> Path:
+    """A manifest ``file``: relative to the predictions folder, without ``..``."""
+    path = Path(name)
+    if path.is_absolute() or ".." in path.parts or not name.strip():
+        raise ConfigError(f"{where}: file {name!r} must be a relative path inside the predictions folder (path=), "
+                          f"without '..'")
+    return path

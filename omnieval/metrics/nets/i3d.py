@@ -23,6 +23,7 @@ does: ``detector(videos, rescale=..., resize=..., return_features=True)``.
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
 from pathlib import Path
 
@@ -219,7 +220,7 @@ class InceptionI3d(nn.Module):
             state = torch.load(path, map_location="cpu", weights_only=True)
             model = cls(num_classes=state["logits.conv3d.weight"].shape[0])
             model.load_state_dict(state, strict=True)
-        except (RuntimeError, KeyError, TypeError, OSError, EOFError) as exc:
+        except (RuntimeError, KeyError, TypeError, OSError, EOFError, pickle.UnpicklingError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MissingWeightsError(f"{path}: not a usable InceptionI3d (i3d_pretrained_400) state dict: {first}") from exc
         model.eval().requires_grad_(False)

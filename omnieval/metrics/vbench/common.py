@@ -174,7 +174,8 @@ def load_state_dict(path: str | os.PathLike, key: str | None = None, strip_prefi
     try:
         checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad weight file
-        raise OmniEvalError(f"cannot load weights {path} safely (weights_only=True): {exc}") from exc
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise OmniEvalError(f"cannot load weights {path} safely (weights_only=True): {first}") from exc
     if key is not None:
         if not isinstance(checkpoint, dict) or key not in checkpoint:
             raise OmniEvalError(f"weights {path}: no {key!r} entry")

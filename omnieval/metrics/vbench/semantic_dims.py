@@ -214,7 +214,7 @@ def scene_frames(video: Video, num_frames: int = 16, size: int = 384) -> np.ndar
             reader = None
         if reader is not None and len(reader) == len(video):
             return reader.get_batch(list(vbench_middle_indices(num_frames, len(reader)))).asnumpy()
-    return video.frames[vbench_middle_indices(num_frames, len(video))]
+    return video.sample(vbench_middle_indices(num_frames, len(video)))
 
 
 # ---------------------------------------------------------------------------------------------

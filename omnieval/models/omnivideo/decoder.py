@@ -32,6 +32,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from omnieval.errors import MediaError
+
 GuidanceForm = Literal["official", "textbook"]
 NoiseDevice = Literal["model", "cpu"]
 #: Wan's FlowUniPC sigma_max: float32(1 - 1/num_train_timesteps); sigma_min is 0
@@ -96,8 +98,14 @@ def center_crop_resize(frames: np.ndarray, height: int, width: int) -> torch.Ten
     return video.mul(2.0).sub(1.0)
 
 
-def to_uint8(x: torch.Tensor, *, image: bool) -> np.ndarray:
-    """``[3, T, H, W]`` in [-1, 1] -> uint8 ``T x H x W x 3`` (rounding for images, truncation for videos)."""
+def to_uint8(x: torch.Tensor, *, image: bool, what: str = "output") -> np.ndarray:
+    """``[3, T, H, W]`` in [-1, 1] -> uint8 ``T x H x W x 3`` (rounding for images, truncation for videos).
+
+    Non-finite values are refused (a :class:`MediaError` naming ``what``): casting NaN to uint8 gives 0, which
+    would turn a diverged sample (e.g. a NaN guidance scale) into a black image that is scored normally."""
+    if not torch.isfinite(x).all():
+        raise MediaError(f"{what}: decoded frames contain NaN or infinite values (diverged sampling; check "
+                         f"guidance_scale and the other generation settings)")
     y = (x.clamp(-1, 1).float() + 1) / 2 * 255
     y = (y + 0.5).clamp(0, 255) if image else y
     return y.to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()

@@ -43,9 +43,11 @@ each a ``save_pretrained`` folder); :meth:`OmniMLLM.save_pretrained` writes the 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,7 @@ import torch
 from torch import nn
 from transformers import StoppingCriteria
 
+from omnieval import safe_pickle
 from omnieval.errors import MediaError, MissingWeightsError
 from omnieval.models.omnivideo.mllm_config import OFFICIAL_ROUTE_TOKEN_IDS, ROUTE_TASKS, MLLMConfig  # noqa: F401 - re-exported
 from omnieval.media import Video, as_uint8_image
@@ -200,10 +203,14 @@ class OmniMLLM(nn.Module):
         if not any((llm_dir / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json")):
             raise MissingWeightsError(f"Omni-Video MLLM checkpoint {root}: missing {llm_dir / 'tokenizer_config.json'}; expected {_LAYOUT}")
 
+        for folder in (llm_dir, vt_dir, mm_dir):  # code-running pickles: one line, before anything is unpickled
+            safe_pickle.check_checkpoint(folder, "Omni-Video MLLM checkpoint")
         config = _config_from_vila(top, llm_cfg, vt_cfg, mm_cfg, _read_json(vt_dir / "preprocessor_config.json", required=False))
-        tokenizer = AutoTokenizer.from_pretrained(str(llm_dir), padding_side="right", local_files_only=True)
-        llm = AutoModelForCausalLM.from_pretrained(str(llm_dir), dtype=torch_dtype, local_files_only=True)
-        vision = SiglipVisionModel.from_pretrained(str(vt_dir), dtype=torch_dtype, local_files_only=True)
+        with _one_line_errors(llm_dir):
+            tokenizer = AutoTokenizer.from_pretrained(str(llm_dir), padding_side="right", local_files_only=True)
+            llm = AutoModelForCausalLM.from_pretrained(str(llm_dir), dtype=torch_dtype, local_files_only=True)
+        with _one_line_errors(vt_dir):
+            vision = SiglipVisionModel.from_pretrained(str(vt_dir), dtype=torch_dtype, local_files_only=True)
         projector = MultimodalProjector(config.mm_projector_type, config.mm_hidden_size, config.hidden_size)
         projector.load_state_dict(_load_state_dict(mm_dir), strict=True)
         model = cls(config, tokenizer, llm, vision, projector.to(torch_dtype))
@@ -315,7 +322,7 @@ class OmniMLLM(nn.Module):
             if total < num:
                 return item.frames
             idx = np.linspace(0, max(total - last_offset, 0), num).astype(int)
-            return item.frames[idx]
+            return item.sample(idx)  # a file-backed video decodes only these frames
         try:
             return as_uint8_image(item, what=what)[None]
         except MediaError:
@@ -520,6 +527,16 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
+@contextlib.contextmanager
+def _one_line_errors(folder: Path):
+    """A checkpoint folder transformers cannot load (damaged, truncated or refused weights) -> one line."""
+    try:
+        yield
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise MissingWeightsError(f"Omni-Video MLLM checkpoint {folder}: cannot load it: {first}") from exc
+
+
 def _require_weights(folder: Path) -> None:
     if not any((folder / name).is_file() for name in _WEIGHT_FILES):
         raise MissingWeightsError(f"Omni-Video MLLM checkpoint: missing {folder / _WEIGHT_FILES[0]}; expected {_LAYOUT}")
@@ -532,7 +549,9 @@ def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
 
         return load_file(str(folder / "model.safetensors"))
     if (folder / "pytorch_model.bin").is_file():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        from omnieval.models.omnivideo.checkpoint import _torch_load
+
+        return _torch_load(folder / "pytorch_model.bin")
     raise MissingWeightsError(f"Omni-Video MLLM checkpoint: missing {folder / 'model.safetensors'} (sharded projector weights are not supported)")
 
 

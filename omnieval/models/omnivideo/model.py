@@ -293,7 +293,7 @@ class OmniVideoBase(Model):
                 guidance_form=self.settings.guidance_form,  # type: ignore[arg-type]
                 noise_device=self.settings.noise_device,  # type: ignore[arg-type]
             )
-            frames = to_uint8(p.decoder.decode(latents), image=not is_video)
+            frames = to_uint8(p.decoder.decode(latents), image=not is_video, what=item)
         output = Video(frames, fps=size.fps) if is_video else frames[0]
         return Generation(output, info)
 
