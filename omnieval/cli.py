@@ -39,10 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace a task's dataset path (local file or folder, or hub id)")
     run.add_argument("--fixtures", action="store_true",
                      help="run every task on its bundled tiny fixture (dataset.fixture) instead of its dataset")
+    _add_failure_args(run)
 
     score = sub.add_parser("score", help="re-score existing artifacts without loading the model")
-    score.add_argument("--output_path", required=True)
+    score.add_argument("--output_path", required=True, help="a folder written by `omnieval run` (the only folder written)")
     score.add_argument("--log_samples", action="store_true")
+    _add_failure_args(score)
 
     ex = sub.add_parser("export", help="copy a run's media out in another tool's naming (e.g. VBench's)")
     ex.add_argument("--output_path", required=True, help="a folder written by `omnieval run`")
@@ -100,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_failure_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--retry-failed", "--retry_failed", dest="retry_failed", action="store_true",
+                   help="run the work recorded as failed again (otherwise failed items are skipped and counted)")
+    p.add_argument("--max-failures", "--max_failures", dest="max_failures", default="0.01", metavar="N|FRACTION",
+                   help="stop when a task's failures on this process exceed N (an integer) or FRACTION (0-1, with a "
+                        "decimal point) of its work units (default 0.01: small runs stop at the first failure)")
+
+
 class _ResultsAction(argparse.Action):
     """``--results A B`` appends ``[path, labels]`` entries to ``runs``, in command-line order."""
 
@@ -125,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     from omnieval.errors import OmniEvalError
 
     try:
+        _import_plugins()
         return {"run": cmd_run, "score": cmd_score, "export": cmd_export, "report": cmd_report, "stats": cmd_stats, "ls": cmd_ls,
                 "leaderboard": cmd_leaderboard, "weights": cmd_weights}[args.command](args)
     except OmniEvalError as exc:
@@ -136,6 +147,40 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("omnieval: interrupted; finished work is saved, re-run the same command to resume", file=sys.stderr)
         return 130
+
+
+PLUGINS_ENV = "OMNIEVAL_PLUGINS"
+
+
+def _import_plugins() -> None:
+    """Import the modules named in ``$OMNIEVAL_PLUGINS`` (comma-separated), which register models and metrics of
+    one's own, so ``torchrun -m omnieval run --model mine`` finds them."""
+    import importlib
+
+    from omnieval.errors import ConfigError
+
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"{PLUGINS_ENV}: cannot import {name!r} ({exc})") from exc
+
+
+def _placement():
+    """This process's shard from the launcher's environment (:mod:`omnieval.launch`), announced when split."""
+    from omnieval.launch import placement
+
+    place = placement()
+    if place.world_size > 1:
+        print(f"omnieval: {place.describe()}", file=sys.stderr)
+    return place
+
+
+def _failure_options(args) -> dict:
+    from omnieval.failures import FailureLimit
+
+    FailureLimit.parse(args.max_failures)  # a bad value is a one-line error before anything runs
+    return {"retry_failed": args.retry_failed, "max_failures": str(args.max_failures)}
 
 
 def _run_config(args):
@@ -153,9 +198,7 @@ def _run_config(args):
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     if args.offset < 0:
         raise ConfigError(f"--offset must be >= 0, got {args.offset}")
-    rank, world_size = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
-    if not 0 <= rank < world_size:
-        raise ConfigError(f"RANK={rank} and WORLD_SIZE={world_size}: need 0 <= RANK < WORLD_SIZE")
+    place = _placement()
     return RunConfig(
         output_path=args.output_path,
         model=args.model or DEFAULT_MODEL,
@@ -170,19 +213,14 @@ def _run_config(args):
         include_path=tuple(args.include_path),
         dataset_overrides=overrides,
         fixtures=args.fixtures,
-        rank=rank,
-        world_size=world_size,
+        rank=place.rank,
+        world_size=place.world_size,
+        **_failure_options(args),
     )
 
 
-def _env_int(name: str, default: int) -> int:
-    from omnieval.errors import ConfigError
-
-    text = os.environ.get(name, "")
-    try:
-        return int(text) if text.strip() else default
-    except ValueError:
-        raise ConfigError(f"environment variable {name}={text!r} is not an integer") from None
+#: RunConfig fields that describe one invocation (launch, failure handling), not the run: not saved
+_INVOCATION_FIELDS = ("rank", "world_size", "retry_failed", "max_failures")
 
 
 def cmd_run(args) -> int:
@@ -193,11 +231,11 @@ def cmd_run(args) -> int:
 
     run = _run_config(args)
     runner = Runner(run)
-    if run.rank == 0:
-        atomic_write_text(Path(run.output_path) / "run_config.json", json.dumps(dataclasses.asdict(run), indent=2) + "\n")
-    data = runner.execute()
-    _finish(runner, data, run.log_samples)
-    return _failed_everywhere(runner)
+    with runner.lock("run"):
+        saved = {k: v for k, v in dataclasses.asdict(run).items() if k not in _INVOCATION_FIELDS}
+        atomic_write_text(Path(run.output_path) / "run_config.json", json.dumps(saved, indent=2) + "\n")
+        data = runner.execute()
+    return _finish(runner, data)
 
 
 def _saved_runner(output_path: str, **overrides):
@@ -221,21 +259,25 @@ def _saved_runner(output_path: str, **overrides):
     if unknown or "output_path" not in raw:
         raise OmniEvalError(f"{path}: not a run configuration (unknown keys {unknown} or no output_path)")
     # the folder given, not the one recorded: a run folder may have been moved or copied since
-    raw.update(predict_only=False, rank=0, world_size=1, output_path=str(output_path), **overrides)
+    raw.update({"predict_only": False, "rank": 0, "world_size": 1, "output_path": str(output_path), **overrides})
     for key in ("tasks", "include_path"):
         raw[key] = tuple(raw.get(key) or ())
     return Runner(RunConfig(**raw))
 
 
 def cmd_score(args) -> int:
-    runner = _saved_runner(args.output_path, **({"log_samples": True} if args.log_samples else {}))
+    """Score what ``--output_path`` holds and write its results.  The saved run_config.json says what the run
+    is, never where: the folder on the command line is the only one read and written."""
+    place = _placement()
+    runner = _saved_runner(args.output_path, rank=place.rank, world_size=place.world_size, **_failure_options(args),
+                           **({"log_samples": True} if args.log_samples else {}))
     data = runner.execute(generate=False)
-    _finish(runner, data, runner.run.log_samples)
-    return _failed_everywhere(runner)
+    return _finish(runner, data)
 
 
 def _failed_everywhere(runner) -> int:
-    """Exit status 3 with one line when a metric failed on every item (e.g. the judge endpoint was down)."""
+    """Exit status 3 with one line when a metric failed on every item with a transient failure (a contribution
+    marked RETRY, e.g. the judge endpoint was down; such items are scored again by the next run)."""
     if not runner.all_failed:
         return 0
     more = f" (and {len(runner.all_failed) - 1} more)" if len(runner.all_failed) > 1 else ""
@@ -262,19 +304,43 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _finish(runner, data: dict, log_samples: bool) -> None:
+def _finish(runner, data: dict) -> int:
+    """Print the results table when this process saw every task complete; otherwise say what is missing.  A
+    shard of a split run that finishes before the others exits 0 (the last one writes the complete results);
+    a single process that leaves work missing (``score`` on a folder with items never generated) exits 2.
+    Exit 3 when a metric of a task this process published complete failed on every item (:func:`_failed_everywhere`)."""
     from omnieval.leaderboard.render import results_table
 
-    if log_samples:
-        from omnieval.samples import write_scored_samples
-
-        write_scored_samples(runner.plan(), runner.store)
-    if runner.run.rank == 0 and not runner.run.predict_only:
+    if runner.run.predict_only:
+        return 0
+    incomplete = [st for st in runner.statuses.values() if not st.complete]
+    results_path = Path(runner.run.output_path) / "results.json"
+    if not incomplete:
         print(results_table(data))
         c = data.get("counters", {})
-        print(f"\nresults: {Path(runner.run.output_path) / 'results.json'}  "
-              f"(generated {c.get('generated_items', 0)} items in {c.get('generation_calls', 0)} calls, "
-              f"scored {c.get('scored_items', 0)} in {c.get('scoring_calls', 0)} calls)")
+        failed = sum(st.failures().count for st in runner.statuses.values())
+        print(f"\nresults: {results_path}  (generated {c.get('generated_items', 0)} items in "
+              f"{c.get('generation_calls', 0)} calls, scored {c.get('scored_items', 0)} in {c.get('scoring_calls', 0)} "
+              f"calls{f'; {failed} failed work units, listed under failures' if failed else ''})")
+        return _failed_everywhere(runner)
+    if runner.run.world_size > 1:
+        for st in incomplete:
+            print(f"omnieval: shard {runner.run.rank} of {runner.run.world_size} done; {st.summary_line()}; the last shard "
+                  f"to finish writes the complete {results_path} (or run `omnieval score --output_path "
+                  f"{runner.run.output_path}`)", file=sys.stderr)
+        return _failed_everywhere(runner)
+    st = incomplete[0]
+    m = st.missing()
+    if st.missing_outputs:
+        it = st.missing_outputs[0]
+        what = (f"{m.items} of {m.total_items} work items have no generated output in {runner.run.output_path} "
+                f"(first: doc {it.doc.id}, sample {it.sample_index}, think {it.think}); run `omnieval run` with the same "
+                f"settings to make them")
+    else:
+        it = st.missing_scores[0][0]
+        what = f"{m.scores} scores are missing (first: doc {it.doc.id}, sample {it.sample_index}, think {it.think})"
+    print(f"omnieval: error: task {st.plan.cfg.task}: {what}; {results_path} lists them under `missing`", file=sys.stderr)
+    return 2
 
 
 def cmd_ls(args) -> int:

@@ -559,6 +559,8 @@ class RunConfig:
     fixtures: bool = False
     rank: int = 0
     world_size: int = 1
+    retry_failed: bool = False
+    max_failures: str = "0.01"  # omnieval.failures.DEFAULT_MAX_FAILURES
 
     def think_modes(self) -> tuple[str, ...]:
         return THINK_MODES if self.think == "both" else (self.think,)

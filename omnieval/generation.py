@@ -1,26 +1,30 @@
 """The model-call adapter: work items -> typed :class:`~omnieval.models.base.Request` batches -> checked outputs
 in the store.
 
-Requests of one task are batched by think mode (``generation.batch_size`` per call).  A chained item (multi-turn
-editing, ``fields.chain``) takes the stored output of the item it continues as its input, so items are generated
-in waves: an item is ready once its predecessor's output is in the store (which also makes resume exact).  Input media (``understand``
-and edit tasks) are read from the doc's media field and checked against the capability's input kinds; outputs
-are checked against its output kind before anything is written, so a wrong or non-finite output never becomes a
-scored artifact.
+Requests of one task are batched inside fixed blocks of items (:mod:`omnieval.shards`; ``generation.batch_size``
+per call, one think mode per block).  A chained item (multi-turn editing, ``fields.chain``) takes the stored output
+of the item it continues as its input, so a block is generated in waves (:func:`omnieval.shards.waves`: wave ``k``
+holds the ``k``-th edits of its chains, ready once wave ``k - 1`` is in the store; a chain never leaves its block,
+which also makes resume exact).  Input media (``understand`` and edit tasks) are read from the doc's media field
+and checked against the capability's input kinds; outputs are checked against its output kind before anything is
+written, so a wrong or non-finite output never becomes a scored artifact.
 """
 from __future__ import annotations
 
 import time
 from typing import Any, Callable
 
+from omnieval import shards
 from omnieval.capabilities import Capability
 from omnieval.config import TaskConfig
 from omnieval.errors import MediaError, OmniEvalError
 from omnieval.frames import is_task_sampled, take_frames
 from omnieval.loaders.records import resolve_media_path
+from omnieval.failures import FailureTracker, failure_record, is_fatal
 from omnieval.media import Video, as_uint8_image, read_media
 from omnieval.models.base import Generation, Model, Request
 from omnieval.planning import TaskPlan, WorkItem
+from omnieval.shards import Block
 from omnieval.store import Store
 from omnieval.tasks import Doc
 
@@ -52,7 +56,8 @@ def request_media(plan: TaskPlan, item: WorkItem, store: Store | None):
     record = store.generation(item.task, item.after) if store is not None else None
     if record is None:
         raise OmniEvalError(f"task {item.task}: doc {item.doc.id} sample {item.sample_index} think {item.think} edits "
-                            f"the output of doc {item.doc.get(plan.cfg.fields.chain)}, which is not generated yet")
+                            f"the output of doc {item.doc.get(plan.cfg.fields.chain)}, which has none (not generated yet, or its "
+                            f"generation failed)")
     return store.load_output(record)
 
 
@@ -82,65 +87,104 @@ def check_output(cap: Capability, output: Any, item: WorkItem):
     return as_uint8_image(output, what=what)
 
 
-def missing_items(store: Store, items: list[WorkItem]) -> list[WorkItem]:
-    return [it for it in items if store.generation(it.task, it.key) is None]
+def needs_output(store: Store, item: WorkItem, retry_failed: bool = False) -> bool:
+    """No output in the store, and no recorded generation failure (unless retrying failures)."""
+    if store.generation(item.task, item.key) is not None:
+        return False
+    failed = store.failure(item.task, item.key)
+    return failed is None or retry_failed or failed.get("stage") != "generate"
 
 
-def require_generated(plan: TaskPlan, items: list[WorkItem], store: Store) -> None:
-    """``omnieval score`` never generates: every item must have its output in the store."""
-    missing = missing_items(store, items)
-    if missing:
-        first = missing[0]
-        raise OmniEvalError(
-            f"task {plan.cfg.task}: {len(missing)} of {len(items)} work items have no generated output in "
-            f"{store.root} (first: doc {first.doc.id}, sample {first.sample_index}, think {first.think}); "
-            f"run `omnieval run` with the same settings first")
-
-
-def generate(plan: TaskPlan, items: list[WorkItem], get_model: Callable[[], Model], store: Store, *,
-             model_name: str, on_batch: Callable[[int, float], None], progress) -> None:
-    """Generate every item of ``items`` that is not in the store yet.  ``get_model`` is called only if there
-    is work; ``on_batch(n, seconds)`` is told about each model call."""
-    todo = missing_items(store, items)
-    if not todo:
-        return
-    model = get_model()
-    while todo:
-        ready = [it for it in todo if it.after is None or store.generation(it.task, it.after) is not None]
-        if not ready:
-            first = todo[0]
-            raise OmniEvalError(f"task {plan.cfg.task}: doc {first.doc.id} (think {first.think}) waits for an output that "
-                                f"this process does not generate (item {first.after}); run the whole chain in one process")
-        _generate_ready(plan, ready, model, store, model_name=model_name, on_batch=on_batch, progress=progress)
-        done = {it.key for it in ready}
-        todo = [it for it in todo if it.key not in done]
-
-
-def _generate_ready(plan: TaskPlan, todo: list[WorkItem], model: Model, store: Store, *, model_name: str,
-                    on_batch: Callable[[int, float], None], progress) -> None:
-    """Generate items whose inputs exist (one wave: later turns of a chain come in later waves)."""
+def generate(plan: TaskPlan, blocks: list[Block], get_model: Callable[[], Model], store: Store, *, model_name: str,
+             on_batch: Callable[[int, float], None], progress, failures: FailureTracker, retry_failed: bool = False) -> None:
+    """Generate every item of ``blocks`` that still needs an output.  Batches are ``generation.batch_size`` items
+    cut from the start of each wave of each block (:mod:`omnieval.shards`), run whole when any of their items needs
+    work (only those are stored).  An item that raises is recorded as failed (:mod:`omnieval.failures`); when a
+    batch call raises, its items are run one by one to find which.  A chained item whose predecessor has no output
+    (its generation failed) fails too.  ``get_model`` is called only if there is work; ``on_batch(n, seconds)`` is
+    told about each model call."""
     batch_size = max(1, plan.cfg.generation.batch_size)
-    for think in ("off", "on"):
-        mode_items = [it for it in todo if it.think == think]
-        for start in range(0, len(mode_items), batch_size):
-            batch = mode_items[start : start + batch_size]
-            requests = [make_request(plan, it, store) for it in batch]
-            t0 = time.perf_counter()
-            outputs = _call(model, plan, requests, model_name)
-            elapsed = time.perf_counter() - t0
-            on_batch(len(batch), elapsed)
-            for item, request, out in zip(batch, requests, outputs):
-                gen = out if isinstance(out, Generation) else Generation(out)
-                output = check_output(plan.capability, gen.output, item)
-                record = {
-                    "key": item.key, "task": item.task, "doc_id": item.doc.id, "sample_index": item.sample_index,
-                    "think": item.think, "seed": item.seed, "prompt": item.prompt, "info": gen.info,
-                    "seconds": elapsed / len(batch),
-                }
-                if is_task_sampled(request.media):  # the frames the task's frames: spec took
-                    record["frames"] = request.media.record()
-                store.save_generation(item.task, record, output)
-            progress.update(len(batch))
+    model: Model | None = None
+    for block in blocks:
+        for wave in shards.waves(block):
+            for batch in shards.batches(wave, batch_size):
+                todo = {it.key for it in batch if needs_output(store, it, retry_failed)}
+                if not todo:
+                    continue
+                model = model or get_model()
+                _GenerationBatch(plan, model, store, model_name, on_batch, failures).run(batch, todo)
+                progress.update(len(todo))
+
+
+class _GenerationBatch:
+    """One fixed batch: requests, the model call (one by one if the batch raises), checks, storing, failures."""
+
+    def __init__(self, plan: TaskPlan, model: Model, store: Store, model_name: str,
+                 on_batch: Callable[[int, float], None], failures: FailureTracker):
+        self.plan, self.model, self.store, self.model_name = plan, model, store, model_name
+        self.on_batch, self.failures = on_batch, failures
+
+    def fail(self, item: WorkItem, exc: BaseException) -> None:
+        if is_fatal(exc):
+            raise exc
+        self.failures.add(failure_record(item.key, stage="generate", item=item.item_id, exc=exc))
+
+    def run(self, batch: list[WorkItem], todo: set[str]) -> None:
+        requests: dict[str, Request] = {}
+        for item in batch:
+            try:
+                requests[item.key] = make_request(self.plan, item, self.store)
+            except Exception as exc:  # an unreadable input fails its item only (re-raised if fatal)
+                if item.key in todo:
+                    self.fail(item, exc)
+                elif is_fatal(exc):
+                    raise
+        live = [it for it in batch if it.key in requests]
+        if not any(it.key in todo for it in live):
+            return
+        try:
+            outputs, seconds = self.call(live, requests)
+        except Exception as exc:  # noqa: BLE001
+            if is_fatal(exc) or len(live) == 1:
+                for item in live:
+                    if item.key in todo:
+                        self.fail(item, exc)
+                return
+            for item in live:  # find the item(s) that raise
+                if item.key in todo:
+                    try:
+                        out, sec = self.call([item], requests)
+                    except Exception as single_exc:  # noqa: BLE001 -- recorded as this item's failure
+                        self.fail(item, single_exc)
+                    else:
+                        self.save(item, out[0], sec, requests[item.key])
+            return
+        for item, out in zip(live, outputs):
+            if item.key in todo:
+                self.save(item, out, seconds / len(live), requests[item.key])
+
+    def call(self, items: list[WorkItem], requests: dict[str, Request]) -> tuple[list, float]:
+        t0 = time.perf_counter()
+        outputs = _call(self.model, self.plan, [requests[it.key] for it in items], self.model_name)
+        elapsed = time.perf_counter() - t0
+        self.on_batch(len(items), elapsed)
+        return outputs, elapsed
+
+    def save(self, item: WorkItem, out: Any, seconds: float, request: Request) -> None:
+        gen = out if isinstance(out, Generation) else Generation(out)
+        try:
+            output = check_output(self.plan.capability, gen.output, item)
+        except Exception as exc:  # noqa: BLE001 -- a wrong or non-finite output fails its item
+            self.fail(item, exc)
+            return
+        record = {
+            "key": item.key, "task": item.task, "doc_id": item.doc.id, "sample_index": item.sample_index,
+            "think": item.think, "seed": item.seed, "prompt": item.prompt, "info": gen.info, "seconds": seconds,
+        }
+        if is_task_sampled(request.media):  # the frames the task's frames: spec took
+            record["frames"] = request.media.record()
+        self.store.save_generation(item.task, record, output)
+        self.failures.resolve(item.key)
 
 
 def _call(model: Model, plan: TaskPlan, requests: list[Request], model_name: str) -> list:

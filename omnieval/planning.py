@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from omnieval.capabilities import Capability, capability
 from omnieval.config import MetricSpec, RunConfig, TaskConfig, stable_hash
@@ -74,21 +74,19 @@ class TaskPlan:
             object.__setattr__(self, "_doc_index", index)
         return index
 
-    def shard(self, rank: int, world_size: int) -> list[WorkItem]:
-        """The items of process ``rank``: every ``world_size``-th item, except that a chain (items linked by
-        ``after``) is never split, so each rank can generate its chains in order without waiting for another, and
-        the samples of one doc asked several questions (``fields.prompts``) stay together, so a metric comparing
-        them finds them all."""
+    def together(self) -> Callable[[WorkItem], str] | None:
+        """What must stay in one process, for :func:`omnieval.shards.blocks`: a chain (items linked by ``after``)
+        under its first item, so each process generates its chains in order without waiting for another, and the
+        samples of one doc asked several questions (``fields.prompts``), so a metric comparing them (``siblings``)
+        finds them all.  ``None`` when every item stands alone."""
         by_doc = bool(self.cfg.fields.prompts)
         if not by_doc and not any(it.after for it in self.items):
-            return list(self.items[rank::world_size])
+            return None
         root: dict[str, str] = {}
         for it in self.items:
             own = f"doc:{it.doc.id}" if by_doc else it.key
             root[it.key] = root.get(it.after, it.after) if it.after else own
-        heads = list(dict.fromkeys(root[it.key] for it in self.items))
-        mine = set(heads[rank::world_size])
-        return [it for it in self.items if root[it.key] in mine]
+        return lambda item: root[item.key]
 
 
 def _scores(spec: MetricSpec, item: WorkItem) -> bool:

@@ -102,6 +102,35 @@ class TaskHashes:
 
 
 @dataclass
+class TaskMissing:
+    """Work of an incomplete task that is not done yet (a shard still running, or dead): the task then has no
+    values until a later ``run`` or ``score`` finds everything."""
+
+    items: int
+    """Work items without a generated output (and no recorded failure)."""
+    scores: int
+    """(item, metric) scores not computed yet, of items that have an output."""
+    total_items: int
+    """Work items of the task."""
+    first: list[str] = field(default_factory=list)
+    """The first few ids (``task/doc/sample/think``) of items missing an output or a score."""
+
+
+@dataclass
+class TaskFailures:
+    """Work of a task that raised (see :mod:`omnieval.failures`); failed items are left out of every value."""
+
+    count: int = 0
+    """Failed work units: generations plus (item, metric) scores."""
+    generation: int = 0
+    """Items whose generation failed (not scored by any metric)."""
+    scoring: dict[str, int] = field(default_factory=dict)
+    """Metric label -> items that metric failed on."""
+    first: list[dict[str, Any]] = field(default_factory=list)
+    """The first few failures: item, stage, metric, error, digest."""
+
+
+@dataclass
 class ModelInfo:
     """The model identity (outputs with equal identities are interchangeable)."""
 
@@ -159,6 +188,11 @@ class Results:
     """task -> fingerprints of its config, generation settings, docs and scores."""
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """task -> metric label -> {name, options (resolved, defaults included), where, info per think mode}."""
+    missing: dict[str, TaskMissing] = field(default_factory=dict)
+    """task -> work not done yet, for incomplete tasks only (those have no ``results`` entry)."""
+    failures: dict[str, TaskFailures] = field(default_factory=dict)
+    """task -> work that failed (count 0 when none).  (``missing`` and ``failures`` were added to version 2 as
+    optional sections: a file without them has neither.)"""
     statistics: dict[str, str] = field(default_factory=dict)
     """How ``stderr``, ``ci_low``/``ci_high`` and ``p_value`` are computed (text per quantity)."""
     model: ModelInfo | None = None
@@ -166,9 +200,9 @@ class Results:
     environment: dict[str, Any] | None = None
     """Package versions, python, platform, git revision, world size."""
     timing: Timing = field(default_factory=Timing)
-    """Seconds spent by this invocation."""
+    """Seconds spent by this invocation (under a launcher: by the process that wrote the file last)."""
     counters: Counters = field(default_factory=Counters)
-    """Calls made by this invocation."""
+    """Calls made by this invocation (under a launcher: by the process that wrote the file last)."""
 
     def to_dict(self) -> dict[str, Any]:
         return _finite(dataclasses.asdict(self))
@@ -188,6 +222,8 @@ class Results:
                 configs=dict(_mapping(data, "configs")),
                 task_hashes={t: _build(TaskHashes, h) for t, h in _mapping(data, "task_hashes").items()},
                 metric_options=dict(_mapping(data, "metric_options")),
+                missing={t: _build(TaskMissing, m) for t, m in _mapping(data, "missing").items()},
+                failures={t: _build(TaskFailures, f) for t, f in _mapping(data, "failures").items()},
                 statistics={str(k): str(v) for k, v in (data.get("statistics") or {}).items()},
                 model=_build(ModelInfo, data["model"]) if data.get("model") else None,
                 environment=data.get("environment"),
@@ -285,9 +321,12 @@ class ResultsFile:
                 self.data.results, self.data.ablations = old.results, old.ablations
                 self.data.configs, self.data.task_hashes = old.configs, old.task_hashes
                 self.data.metric_options = old.metric_options
+                self.data.missing, self.data.failures = old.missing, old.failures
 
     def set_task(self, task: str, *, results: dict[str, dict[str, MetricResult]], ablations: dict[str, Ablation],
-                 config: dict, hashes: TaskHashes, metric_options: dict) -> None:
+                 config: dict, hashes: TaskHashes, metric_options: dict, failures: TaskFailures | None = None,
+                 missing: TaskMissing | None = None) -> None:
+        """Replace the task's entries.  An incomplete task (``missing``) gets no values: pass empty ``results``."""
         for key in [k for k in self.data.results if k == task or k.startswith(task + "@")]:
             del self.data.results[key]
         self.data.results.update(results)
@@ -298,6 +337,11 @@ class ResultsFile:
         self.data.configs[task] = config
         self.data.task_hashes[task] = hashes
         self.data.metric_options[task] = metric_options
+        self.data.failures[task] = failures or TaskFailures()
+        if missing is None:
+            self.data.missing.pop(task, None)
+        else:
+            self.data.missing[task] = missing
 
     def write(self, **top: Any) -> None:
         for key, value in top.items():

@@ -9,7 +9,12 @@ The phases live in their own modules -- :mod:`omnieval.planning` (work items and
 * changing a generation setting re-does exactly the items of that task; changing a metric option re-scores
   exactly that metric;
 * results are re-aggregated from the stored contributions on every invocation (cheap), so they always follow
-  the store, and never depend on how many processes computed them (contributions are folded in key order).
+  the store, and never depend on how many processes computed them (contributions are folded in key order);
+* under a launcher (:mod:`omnieval.launch`) each process takes its fixed blocks of items (:mod:`omnieval.shards`:
+  batches never depend on the split, so values are identical to one process), holds a lock on its shard of the
+  folder (:mod:`omnieval.locks`) and publishes each task when it has done its part; the last one to finish writes
+  the complete results, and nobody waits (incomplete tasks list what is ``missing``, :mod:`omnieval.status`);
+* an item that raises is recorded as failed and left out of the values (:mod:`omnieval.failures`).
 """
 from __future__ import annotations
 
@@ -18,17 +23,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omnieval import generation, scoring
+from omnieval import generation, locks, scoring, shards
 from omnieval.aggregate import stats
-from omnieval.aggregate.summary import summarize
+from omnieval.aggregate.summary import TaskSummary, summarize
 from omnieval.config import MetricSpec, RunConfig, stable_hash
-from omnieval.errors import OmniEvalError
+from omnieval.failures import FailureLimit, FailureTracker, TooManyFailures
+from omnieval.locks import FolderLock
 from omnieval.metrics.base import RETRY, Metric
 from omnieval.models.base import Model
 from omnieval.planning import TaskPlan, plan_run
 from omnieval.progress import progress as progress_bar
 from omnieval.registry import get_metric, get_model
-from omnieval.results import Counters, ModelInfo, ResultsFile, TaskHashes, Timing, environment
+from omnieval.results import (
+    Counters,
+    ModelInfo,
+    ResultsFile,
+    TaskHashes,
+    Timing,
+    environment,
+)
+from omnieval.status import TaskStatus, task_status
 from omnieval.store import Store
 
 
@@ -47,8 +61,12 @@ class Runner:
         self._model: Model | None = None
         self._metrics: dict[str, Metric] = {}
         self._plans: list[TaskPlan] | None = None
-        #: one line per metric whose every stored contribution is a transient failure (e.g. the judge was down)
-        self.all_failed: list[str] = []
+        self._lock: FolderLock | None = None
+        #: task -> where it stood when this process last published it
+        self.statuses: dict[str, TaskStatus] = {}
+        #: task -> one line per metric whose every stored contribution is a transient failure (RETRY: e.g. the
+        #: judge was down), as of this process's last publication of the task
+        self._retry_only: dict[str, list[str]] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
     def plan(self) -> list[TaskPlan]:
@@ -92,38 +110,90 @@ class Runner:
         return self._model
 
     # -- main loop ------------------------------------------------------------------------------
+    def lock(self, command: str = "run") -> FolderLock:
+        """The rank lock of this process on the output folder (held by :meth:`execute`; the CLI holds it around
+        its own writes too)."""
+        if self._lock is None:
+            self._lock = FolderLock(self.run.output_path, self.run.rank, self.run.world_size, command)
+        return self._lock
+
     def execute(self, *, generate: bool = True) -> dict[str, Any]:
+        """Generate and score this process's blocks of every task, then publish each task (see :meth:`publish`)."""
+        with self.lock("run" if generate else "score"):
+            return self._execute(generate)
+
+    def _execute(self, generate: bool) -> dict[str, Any]:
         t_start = time.perf_counter()
         plans = self.plan()
         self.check_weights(plans)
-        results = ResultsFile(Path(self.run.output_path) / "results.json")
-        for plan in plans:
-            mine = plan.shard(self.run.rank, self.run.world_size)
-            if generate:
-                self._generate(plan, mine)
-            else:
-                generation.require_generated(plan, mine, self.store)
-            if self.run.predict_only:
-                continue
-            self._score(plan, mine)
-            if self.run.rank != 0:
-                continue  # rank 0 aggregates once every shard is scored
-            if self.run.world_size > 1:
-                self._wait_for_shards(plan)
-            self._aggregate(plan, results)
-            self.timing.total_s = time.perf_counter() - t_start
-            self._write(results)
+        limit = FailureLimit.parse(self.run.max_failures)
+        self.statuses, self._retry_only = {}, {}
+        try:
+            for plan in plans:
+                metrics = self.metrics_of(plan)
+                size = shards.block_size(plan, metrics.values())
+                mine = shards.shard(shards.blocks(plan, size, together=plan.together()), self.run.rank,
+                                    self.run.world_size)
+                failures = self._tracker(plan, mine, limit)
+                try:
+                    if generate:
+                        self._generate(plan, mine, failures)
+                    if not self.run.predict_only:
+                        self._score(plan, mine, failures)
+                except TooManyFailures:
+                    self.publish(plan)  # results.json says what failed
+                    raise
+                if not self.run.predict_only:
+                    self.timing.total_s = time.perf_counter() - t_start
+                    self.publish(plan)
+        finally:
+            if self._model is not None:
+                self._model.close()
+                self._model = None
         self.timing.total_s = time.perf_counter() - t_start
-        self._write(results)
-        if self._model is not None:
-            self._model.close()
+        with locks.results_lock(self.run.output_path):
+            results = ResultsFile(self.results_path)
+            self._write(results)
         return results.data.to_dict()
 
-    def _generate(self, plan: TaskPlan, items) -> None:
-        todo = len(generation.missing_items(self.store, items))
+    @property
+    def results_path(self) -> Path:
+        return Path(self.run.output_path) / "results.json"
+
+    @property
+    def all_failed(self) -> list[str]:
+        """One line per metric of a task this process published complete whose every stored contribution is a
+        transient failure (RETRY, e.g. the judge endpoint was down: not a failure record, so the next run scores
+        those items again without ``--retry-failed``); ``run`` / ``score`` then exit with status 3."""
+        return [line for lines in self._retry_only.values() for line in lines]
+
+    def _tracker(self, plan: TaskPlan, blocks: list[shards.Block], limit: FailureLimit) -> FailureTracker:
+        """This process's failure count of the task: the failures of earlier runs still standing, plus new ones."""
+        task, units = plan.cfg.task, 0
+        tracker = FailureTracker(task, limit, 0, save=lambda rec: self.store.save_failure(task, rec))
+        for block in blocks:
+            for item in block:
+                specs = [] if self.run.predict_only else plan.scored_specs(item)
+                units += 1 + len(specs)
+                for key in [item.key, *(scoring.score_key(item, spec) for spec in specs)]:
+                    rec = self.store.failure(task, key)
+                    if rec is not None:
+                        tracker.note(rec)
+        tracker.units = units
+        for key in [k for k, rec in tracker.open.items() if self._resolved(task, k, rec)]:
+            tracker.resolve(key)
+        return tracker
+
+    def _resolved(self, task: str, key: str, record: dict) -> bool:
+        found = self.store.find("samples" if record.get("stage") == "generate" else "scores", task, key)
+        return found is not None
+
+    def _generate(self, plan: TaskPlan, blocks: list[shards.Block], failures: FailureTracker) -> None:
+        todo = sum(generation.needs_output(self.store, it, self.run.retry_failed) for block in blocks for it in block)
         bar = progress_bar(todo, f"generate {plan.cfg.task}", enabled=self.progress and todo > 0)
-        generation.generate(plan, items, self._load_model, self.store, model_name=self.run.model,
-                            on_batch=self._count_generation, progress=bar)
+        generation.generate(plan, blocks, self._load_model, self.store, model_name=self.run.model,
+                            on_batch=self._count_generation, progress=bar, failures=failures,
+                            retry_failed=self.run.retry_failed)
         bar.close()
 
     def _count_generation(self, n: int, seconds: float) -> None:
@@ -131,10 +201,11 @@ class Runner:
         self.counters.generated_items += n
         self.timing.generate_s += seconds
 
-    def _score(self, plan: TaskPlan, items) -> None:
-        scored = sum(1 for it in items if plan.scored_specs(it))  # (a metric may score only some samples)
+    def _score(self, plan: TaskPlan, blocks: list[shards.Block], failures: FailureTracker) -> None:
+        scored = sum(1 for block in blocks for it in block if plan.scored_specs(it))  # (a metric may score only some samples)
         bar = progress_bar(scored, f"score {plan.cfg.task}", enabled=self.progress)
-        scoring.score(plan, items, self.metrics_of(plan), self.store, on_batch=self._count_scoring, progress=bar)
+        scoring.score(plan, blocks, self.metrics_of(plan), self.store, on_batch=self._count_scoring, progress=bar,
+                      failures=failures, retry_failed=self.run.retry_failed)
         bar.close()
 
     def _count_scoring(self, n: int, seconds: float) -> None:
@@ -142,45 +213,49 @@ class Runner:
         self.counters.scored_items += n
         self.timing.score_s += seconds
 
-    def _wait_for_shards(self, plan: TaskPlan, timeout_s: float = 7200.0, poll_s: float = 5.0) -> None:
-        """Rank 0 waits until the other ranks' score records of this task are all on disk."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.store.reload()
-            missing = sum(len(scoring.stored_contributions(plan, spec, self.store)[1]) for spec in plan.metrics)
-            if not missing:
-                return
-            if time.monotonic() > deadline:
-                raise OmniEvalError(f"task {plan.cfg.task}: {missing} scores from other ranks never arrived; "
-                                    f"run `omnieval score --output_path {self.run.output_path}` when they finish")
-            time.sleep(poll_s)
+    # -- results --------------------------------------------------------------------------------
+    def publish(self, plan: TaskPlan) -> TaskStatus:
+        """Write the task into ``results.json`` from everything in the store (all ranks' records), under the
+        folder's results lock: values if nothing is missing, else the ``missing`` section.  Every process does this
+        when it finishes a task, so the last one to finish writes the complete results; nobody waits for anyone."""
+        with locks.results_lock(self.run.output_path):
+            self.store.reload(plan.cfg.task)
+            status = task_status(plan, self.store)
+            results = ResultsFile(self.results_path)
+            self._aggregate(plan, results, status)
+            self._write(results)
+            if self.run.log_samples and status.complete:
+                from omnieval.samples import write_scored_samples
 
-    def _aggregate(self, plan: TaskPlan, results: ResultsFile) -> None:
+                write_scored_samples([plan], self.store)
+        self.statuses[plan.cfg.task] = status
+        return status
+
+    def _aggregate(self, plan: TaskPlan, results: ResultsFile, status: TaskStatus) -> None:
         cfg = plan.cfg
         contributions, score_keys = {}, []
-        for spec in plan.metrics:
-            found, missing = scoring.stored_contributions(plan, spec, self.store)
-            if missing:
-                first = missing[0]
-                raise OmniEvalError(f"task {cfg.task}: metric {spec.result_label} has no score for {len(missing)} items "
-                                    f"(first: {first.item_id})")
-            contributions[spec.result_label] = found
-            retry = [c[RETRY] for _, c in found if RETRY in c]
-            if found and len(retry) == len(found):
-                self.all_failed.append(f"task {cfg.task}: metric {spec.result_label} failed on all {len(found)} items "
-                                       f"(first: {retry[0]}); they are scored again by the next run")
-            score_keys += [scoring.score_key(it, spec) for it, _ in found]
-        summary = summarize(plan, self.metrics_of(plan), contributions)
+        retry_only = []
+        if status.complete:
+            for spec in plan.metrics:
+                found, _ = scoring.stored_contributions(plan, spec, self.store)  # failed items are left out
+                contributions[spec.result_label] = found
+                score_keys += [scoring.score_key(it, spec) for it, _ in found]
+                retry = [c[RETRY] for _, c in found if RETRY in c]
+                if found and len(retry) == len(found):
+                    retry_only.append(f"task {cfg.task}: metric {spec.result_label} failed on all {len(found)} items "
+                                      f"(first: {retry[0]}); they are scored again by the next run")
+            summary = summarize(plan, self.metrics_of(plan), contributions)
+        else:
+            summary = TaskSummary()
+        self._retry_only[cfg.task] = retry_only
         hashes = TaskHashes(config=cfg.config_hash(), generation=cfg.generation_hash(),
                             docs=stable_hash([d.content_hash for d in plan.docs]), scores=stable_hash(sorted(score_keys)))
         config = cfg.to_dict()
         config.pop("source_file", None)
         results.set_task(cfg.task, results=summary.results, ablations=summary.ablations, config=config, hashes=hashes,
-                         metric_options=summary.metric_options)
+                         metric_options=summary.metric_options, failures=status.failures(), missing=status.missing())
 
     def _write(self, results: ResultsFile) -> None:
-        if self.run.rank != 0 and self.run.world_size > 1:
-            return
         results.write(model=ModelInfo(self.identity.name, self.identity.args, self.identity.fingerprint, self.identity.frames or None),
                       environment=self.environment, statistics=stats.describe_methods(),
                       timing=Timing(**vars(self.timing)), counters=Counters(**vars(self.counters)))

@@ -1,10 +1,10 @@
 """Scoring: per-item metric contributions, computed once and stored.
 
-Decode once: the items that still miss a score are taken in chunks; for each item of a chunk the
-:class:`~omnieval.metrics.base.MetricInput` is built **once** -- its output decoded, and its source and reference
-media read only if one of the pending metrics needs them (:meth:`Metric.required_inputs`) -- and the same
-object goes to every metric of that item.  The chunk's decoded media are dropped before the next chunk, so
-memory is bounded by the chunk size (the largest ``batch_size`` of the pending metrics), not the run size.
+Decode once: the items are taken block by block (:mod:`omnieval.shards`); for each item of a block that some
+pending batch needs, the :class:`~omnieval.metrics.base.MetricInput` is built **once** -- its output decoded, and
+its source and reference media read only if one of the pending metrics needs them (:meth:`Metric.required_inputs`)
+-- and the same object goes to every metric of that item.  The block's decoded media are dropped before the next
+block, so memory is bounded by the block size (the largest batch size of the task), not the run size.
 Metrics that must decode a file their own way (e.g. VBench's scene dimension, which lets decord resize while
 decoding) read ``Video.path`` and say so in their docstring.
 
@@ -15,15 +15,19 @@ outage) is aggregated as a failure and scored again by the next run.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
+from omnieval import shards
 from omnieval.config import MetricSpec, stable_hash
-from omnieval.errors import MediaError
+from omnieval.errors import MediaError, OmniEvalError
+from omnieval.failures import FailureTracker, failure_record, is_fatal
 from omnieval.generation import request_media
 from omnieval.loaders.records import doc_choices, resolve_media_path
 from omnieval.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_media
 from omnieval.metrics.base import RETRY, Metric, MetricInput
 from omnieval.planning import TaskPlan, WorkItem
+from omnieval.shards import Block
 from omnieval.store import Store
 
 
@@ -59,9 +63,14 @@ def metric_input(plan: TaskPlan, item: WorkItem, store: Store, fields: set[str])
     return inp
 
 
-def _needs_scoring(record: dict | None) -> bool:
-    """No score yet, or a score marked for retry (:data:`~omnieval.metrics.base.RETRY`)."""
-    return record is None or RETRY in record["contribution"]
+def needs_score(store: Store, task: str, key: str, retry_failed: bool = False) -> bool:
+    """No score yet (and no recorded failure, unless retrying failures), or a score marked for retry
+    (:data:`~omnieval.metrics.base.RETRY`)."""
+    record = store.score(task, key)
+    if record is not None:
+        return RETRY in record["contribution"]
+    failed = store.failure(task, key)
+    return failed is None or retry_failed or failed.get("stage") != "score"
 
 
 _FIELD_OF = {"source": "media", "siblings": "prompts"}  # the task field that provides an input
@@ -74,40 +83,124 @@ def _check_inputs(metric: Metric, spec: MetricSpec, inp: MetricInput) -> None:
                              f"not provide (set `fields.{_FIELD_OF.get(name, name)}` in the task YAML)")
 
 
-def score(plan: TaskPlan, items: list[WorkItem], metrics: dict[str, Metric], store: Store, *,
-          on_batch: Callable[[int, float], None], progress) -> None:
-    """Compute and store the missing contributions of ``items`` for every metric of the plan (``metrics`` maps
-    each spec's ``result_label`` to its instance)."""
+@dataclass
+class _Batch:
+    """One fixed batch of one metric: its items (in block order) and the keys of those still to score."""
+
+    spec: MetricSpec
+    metric: Metric
+    items: list[WorkItem]
+    todo: set[str]
+
+
+def score(plan: TaskPlan, blocks: list[Block], metrics: dict[str, Metric], store: Store, *,
+          on_batch: Callable[[int, float], None], progress, failures: FailureTracker, retry_failed: bool = False) -> None:
+    """Compute and store the missing contributions of the items of ``blocks`` (those with an output) for every metric
+    of the plan (``metrics`` maps each spec's ``result_label`` to its instance).
+
+    Each metric's batches are cut from the start of each block (:mod:`omnieval.shards`) and run whole when any of
+    their items needs a score, so an item's contribution never depends on sharding or resuming.  An item without an
+    output (its generation failed) sits its batch out; the other batches keep their members.  An item whose input
+    cannot be built, or on which a metric raises, is recorded as failed for that metric (a raising batch is re-run
+    one item at a time to find which).  Each score records the members of the batch it was computed in: when a batch
+    runs with other members than a stored score of it saw (a failed item retried), that score is stored again, so
+    the values equal a run that never failed."""
     task = plan.cfg.task
-    pending: list[tuple[MetricSpec, Metric, set[str]]] = []
-    for spec in plan.metrics:
-        keys = {it.key for it in plan.scored_items(spec, items) if _needs_scoring(store.score(task, score_key(it, spec)))}
-        if keys:
-            pending.append((spec, metrics[spec.result_label], keys))
-    if not pending:
-        return
-    todo = [it for it in items if any(it.key in keys for _, _, keys in pending)]
-    chunk_size = max(metric.batch_size for _, metric, _ in pending)
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start : start + chunk_size]
-        inputs = {}
-        for item in chunk:
-            fields = {f for _, metric, keys in pending if item.key in keys for f in metric.required_inputs()}
-            inputs[item.key] = metric_input(plan, item, store, fields)
-        for spec, metric, keys in pending:
-            mine = [it for it in chunk if it.key in keys]
-            for b in range(0, len(mine), metric.batch_size):
-                batch = mine[b : b + metric.batch_size]
-                batch_inputs = [inputs[it.key] for it in batch]
-                for inp in batch_inputs:
-                    _check_inputs(metric, spec, inp)
-                t0 = time.perf_counter()
-                contributions = metric.contributions(batch_inputs)
-                on_batch(len(batch), time.perf_counter() - t0)
-                for item, contribution in zip(batch, contributions):
-                    store.save_score(task, score_key(item, spec), item.key, spec.name, contribution, replace=True)
-        progress.update(len(chunk))
-        del inputs
+    for block in blocks:
+        have = {it.key for it in block if store.generation(task, it.key) is not None}
+        pending = []
+        for spec in plan.metrics:
+            metric = metrics[spec.result_label]
+            for batch in shards.batches(plan.scored_items(spec, block), metric.batch_size):
+                batch = [it for it in batch if it.key in have]
+                todo = {it.key for it in batch if needs_score(store, task, score_key(it, spec), retry_failed)}
+                if todo:
+                    pending.append(_Batch(spec, metric, batch, todo))
+        if pending:
+            _score_block(plan, block, pending, store, on_batch, failures)
+        progress.update(sum(1 for it in block if plan.scored_specs(it)))  # (a metric may score only some samples)
+
+
+def _score_block(plan: TaskPlan, block, pending: list[_Batch], store: Store, on_batch, failures: FailureTracker) -> None:
+    """Build each needed item's input once (decode once), then run the pending batches."""
+    task = plan.cfg.task
+
+    def fail(item: WorkItem, spec: MetricSpec, exc: BaseException) -> None:
+        if is_fatal(exc):
+            raise exc
+        failures.add(failure_record(score_key(item, spec), stage="score", item=item.item_id, exc=exc,
+                                    metric=spec.result_label))
+
+    fields: dict[str, set[str]] = {}
+    for b in pending:
+        for item in b.items:
+            fields.setdefault(item.key, set()).update(b.metric.required_inputs())
+    inputs: dict[str, MetricInput] = {}
+    for item in block:
+        if item.key not in fields:
+            continue
+        try:
+            inputs[item.key] = metric_input(plan, item, store, fields[item.key])
+        except Exception as exc:  # an unreadable input fails its item only (re-raised if fatal)
+            for b in pending:
+                if item.key in b.todo:
+                    fail(item, b.spec, exc)
+            if is_fatal(exc):
+                raise
+    for b in pending:
+        ready = []
+        for item in b.items:
+            if item.key not in inputs:
+                continue
+            try:
+                _check_inputs(b.metric, b.spec, inputs[item.key])
+                ready.append(item)
+            except Exception as exc:  # noqa: BLE001
+                if item.key in b.todo:
+                    fail(item, b.spec, exc)
+        if not any(it.key in b.todo for it in ready):
+            continue
+        alone = False
+        try:
+            results = _contribute(b.metric, [inputs[it.key] for it in ready], on_batch)
+        except Exception as exc:  # noqa: BLE001
+            if is_fatal(exc) or len(ready) == 1:
+                for item in ready:
+                    if item.key in b.todo:
+                        fail(item, b.spec, exc)
+                continue
+            results, alone = {}, True
+            for item in ready:  # find the item(s) that raise
+                if item.key in b.todo:
+                    try:
+                        results[item.key] = _contribute(b.metric, [inputs[item.key]], on_batch)[0]
+                    except Exception as single_exc:  # noqa: BLE001 -- recorded as this item's failure
+                        fail(item, b.spec, single_exc)
+            results = [results.get(it.key) for it in ready]
+        members = batch_members(ready)
+        for item, contribution in zip(ready, results):
+            if contribution is None:
+                continue
+            key, seen = score_key(item, b.spec), batch_members([item]) if alone else members
+            stored = None if item.key in b.todo else store.score(task, key)
+            if item.key in b.todo or (stored is not None and stored.get("batch") not in (None, seen)):
+                store.save_score(task, key, item.key, b.spec.name, contribution, replace=True, batch=seen)
+                failures.resolve(key)
+
+
+def batch_members(items: list[WorkItem]) -> str:
+    """A short hash of the keys of the items a metric was called on together (stored with each score)."""
+    return stable_hash([it.key for it in items], length=16)
+
+
+def _contribute(metric: Metric, inputs: list[MetricInput], on_batch) -> list[dict]:
+    t0 = time.perf_counter()
+    contributions = list(metric.contributions(inputs))
+    on_batch(len(inputs), time.perf_counter() - t0)
+    if len(contributions) != len(inputs):
+        raise OmniEvalError(f"metric {type(metric).__name__} returned {len(contributions)} contributions for "
+                            f"{len(inputs)} items")
+    return contributions
 
 
 def stored_contributions(plan: TaskPlan, spec: MetricSpec, store: Store, items: list[WorkItem] | None = None

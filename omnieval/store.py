@@ -6,6 +6,10 @@ Layout under ``--output_path DIR``::
     DIR/samples/<task>[.rank<r>].jsonl    one generation record per work item
     DIR/scores/<task>[.rank<r>].jsonl     one record per (work item, metric options)
     DIR/scores/arrays/<ab>/<key>.npz      array parts of metric contributions (features)
+    DIR/failures/<task>[.rank<r>].jsonl   work that raised (see :mod:`omnieval.failures`)
+    DIR/locks/                            who works on the folder (see :mod:`omnieval.locks`)
+
+Each process appends only to its own record files (``.rank<r>`` under a launcher) and reads everyone's.
 
 Crash safety (SIGKILL at any point):
 
@@ -121,7 +125,8 @@ class JsonlLog:
         if damaged and self.own:
             self._quarantine(damaged, b"".join(intact))
             return
-        if good_end < len(data):  # cut a torn tail so appends start on a clean line
+        if good_end < len(data) and self.own:  # cut a torn tail so appends start on a clean line (never in another
+            # process's file: its tail may be an append in progress, which is simply not read yet)
             with open(self.path, "r+b") as f:
                 f.truncate(good_end)
                 f.flush()
@@ -197,33 +202,42 @@ class Store:
             probe.unlink()
         except OSError as exc:
             raise OmniEvalError(f"output folder {self.root} is not writable: {exc.strerror}") from exc
-        self._samples: dict[str, list[JsonlLog]] = {}
-        self._scores: dict[str, list[JsonlLog]] = {}
+        self._logs_cache: dict[tuple[str, str], list[JsonlLog]] = {}
         self._verified: set[str] = set()  # artifacts whose checksum was checked (or written) by this process
 
     # -- record files ---------------------------------------------------------------------------
     def _suffix(self) -> str:
         return "" if self.world_size == 1 else f".rank{self.rank}"
 
-    def _logs(self, kind: str, task: str, cache: dict) -> list[JsonlLog]:
-        if task not in cache:
+    def _logs(self, kind: str, task: str) -> list[JsonlLog]:
+        """The record files of ``kind`` (samples, scores, failures) of ``task``: this process's own first."""
+        if (kind, task) not in self._logs_cache:
             folder = self.root / kind
             own = folder / f"{task}{self._suffix()}.jsonl"
             shards = sorted(folder.glob(f"{task}.rank*.jsonl")) if folder.exists() else []
             others = [p for p in [folder / f"{task}.jsonl", *shards] if p != own and p.exists()]
-            cache[task] = [JsonlLog(own, own=True), *(JsonlLog(p) for p in others)]
-        return cache[task]
+            self._logs_cache[kind, task] = [JsonlLog(own, own=True), *(JsonlLog(p) for p in others)]
+        return self._logs_cache[kind, task]
 
-    def reload(self) -> None:
-        self._samples.clear()
-        self._scores.clear()
+    def reload(self, task: str | None = None) -> None:
+        """Forget what was read (of ``task``, or of every task), so other processes' new records are seen."""
+        for kind_task in [k for k in self._logs_cache if task is None or k[1] == task]:
+            del self._logs_cache[kind_task]
 
     def find(self, kind: str, task: str, key: str) -> dict | None:
-        for log in self._logs(kind, task, self._samples if kind == "samples" else self._scores):
+        for log in self._logs(kind, task):
             rec = log.get(key)
             if rec is not None:
                 return rec
         return None
+
+    # -- failures -------------------------------------------------------------------------------
+    def failure(self, task: str, key: str) -> dict | None:
+        """The failure record of ``key`` (an item key or a score key), or None."""
+        return self.find("failures", task, key)
+
+    def save_failure(self, task: str, record: dict) -> None:
+        self._logs("failures", task)[0].append(record, replace=True)
 
     # -- generations ----------------------------------------------------------------------------
     def generation(self, task: str, key: str) -> dict | None:
@@ -259,7 +273,7 @@ class Store:
             self._verified.add(record["artifact"])
             if isinstance(output, Video):
                 record["fps"] = output.fps
-        self._logs("samples", task, self._samples)[0].append(record)
+        self._logs("samples", task)[0].append(record)
         return record
 
     def load_output(self, record: dict):
@@ -282,15 +296,20 @@ class Store:
                 return None
         return rec
 
-    def save_score(self, task: str, key: str, item_key: str, metric: str, contribution: dict, replace: bool = False) -> None:
+    def save_score(self, task: str, key: str, item_key: str, metric: str, contribution: dict, replace: bool = False,
+                   batch: str | None = None) -> None:
+        """Store one contribution (array parts as ``.npz``); ``batch``: the hash of the items scored together with
+        it (:func:`omnieval.scoring.batch_members`)."""
         scalars = {k: v for k, v in contribution.items() if not isinstance(v, np.ndarray)}
         arrays = {k: v for k, v in contribution.items() if isinstance(v, np.ndarray)}
         record = {"key": key, "item": item_key, "metric": metric, "contribution": scalars, "arrays": None}
+        if batch is not None:
+            record["batch"] = batch
         if arrays:
             rel = Path("scores") / "arrays" / key[:2] / f"{key}.npz"
             atomic_file(self.root / rel, lambda tmp: np.savez(tmp, **arrays))
             record["arrays"] = str(rel)
-        self._logs("scores", task, self._scores)[0].append(record, replace=replace)
+        self._logs("scores", task)[0].append(record, replace=replace)
 
     def load_contribution(self, record: dict) -> dict:
         out = dict(record["contribution"])

@@ -146,6 +146,33 @@ def write_tasks(folder: Path, media_dir: Path | None = None) -> Path:
     return folder
 
 
+def write_batch_task(folder: Path) -> Path:
+    """Add task ``c_t2i`` (13 docs, CLIPScore on the built-in tiny CLIP + brightness) to a :func:`write_tasks` folder.
+    A batched network: an item's CLIPScore moves (~1e-5) with the other items of its batch, so sharding and resuming
+    tests on it see any change of batch composition."""
+    prompts = [{"id": f"p{i}", "prompt": f"a red ball number {i} on a {['table', 'road', 'hill'][i % 3]}"} for i in range(13)]
+    (folder / "many.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    (folder / "c_t2i.yaml").write_text(
+        "task: c_t2i\ncapability: t2i\ndataset: {path: many.jsonl}\ngeneration: {height: 32, width: 32, seed: 7}\n"
+        "metrics:\n  - {name: clip_score, options: {backbone: clip-tiny-random, clamp: false}}\n"
+        "  - {name: test_brightness}\n")
+    return folder
+
+
+def read_records(out: Path, kind: str, unique: bool = True) -> dict[str, dict]:
+    """Every record of ``kind`` (samples, scores, failures) in an output folder, checking that no file has a torn
+    last line and (``unique``) that no key is recorded twice."""
+    found: dict[str, dict] = {}
+    for path in sorted((Path(out) / kind).glob("*.jsonl")):
+        raw = path.read_bytes()
+        assert raw.endswith(b"\n"), f"torn last line in {path}"
+        for line in raw.decode().splitlines():
+            rec = json.loads(line)
+            assert not unique or rec["key"] not in found, f"duplicate record {rec['key']} in {path}"
+            found[rec["key"]] = rec
+    return found
+
+
 @dataclass(frozen=True)
 class ConstantOptions:
     name: str = "value"

@@ -227,7 +227,7 @@ def test_prediction_png_that_is_text_and_bad_manifests(tmp_path, tasks_dir, caps
     ("shape", "h_t2i", ["doc p0 sample 0 think off: expected an image of shape H x W x 3, got (8, 8)"]),
     ("shape", "h_t2v", ["doc p0 sample 0 think off: generate_video() must return a Video, got ndarray"]),
     ("none", "h_t2i", ["doc p0 sample 0 think off: expected an image"]),
-    ("few", "h_t2i", ["returned 0 outputs for 3 requests (task h_t2i)"]),
+    ("few", "h_t2i", ["returned 0 outputs for 1 requests (task h_t2i)"]),  # the batch of 3 raised, then each alone
 ])
 def test_bad_model_outputs(tmp_path, tasks_dir, capsys, mode, tasks, needles):
     expect_error(capsys, run(tmp_path / "o", tasks_dir, "--model_args", f"mode={mode}", tasks=tasks, model="test-bad-output"),

@@ -183,9 +183,17 @@ def test_chain_resume_and_limit(tmp_path, monkeypatch):
     from omnieval.planning import TaskPlan
     from omnieval.capabilities import capability
 
+    from omnieval import shards
+
     plan = TaskPlan(cfg, capability("edit_image"), tuple(docs), tuple(items), ())
-    shards = [plan.shard(r, 3) for r in range(3)]
-    assert sorted(it.key for s in shards for it in s) == sorted(it.key for it in items)
-    for s in shards:
-        keys = {it.key for it in s}
-        assert all(it.after is None or it.after in keys for it in s)
+    blocks = shards.blocks(plan, 1, together=plan.together())
+    for block in blocks:  # a block holds whole chains, generated in waves of increasing turn
+        keys = {it.key for it in block}
+        assert all(it.after is None or it.after in keys for it in block)
+        waves = shards.waves(block)
+        assert sorted(it.key for wave in waves for it in wave) == sorted(keys)
+        for k, wave in enumerate(waves):
+            assert all((it.after is None) == (k == 0) for it in wave)
+            assert all(it.after in {w.key for w in waves[k - 1]} for it in wave if k)
+    per_rank = [shards.shard(blocks, r, 3) for r in range(3)]
+    assert sorted(it.key for s in per_rank for b in s for it in b) == sorted(it.key for it in items)

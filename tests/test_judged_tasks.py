@@ -241,6 +241,7 @@ def test_videochatgpt_tasks_through_omnieval_run(tmp_path, monkeypatch):
 
 # -- core pieces the tasks use ---------------------------------------------------------------------
 def test_paired_prompts_samples_and_siblings(tmp_path):
+    from omnieval import shards
     from omnieval.models.base import ModelIdentity
     from omnieval.planning import TaskPlan, plan_items
 
@@ -252,8 +253,10 @@ def test_paired_prompts_samples_and_siblings(tmp_path):
     plan = TaskPlan(cfg, None, tuple(docs), tuple(items), cfg.metrics)
     assert [it.sample_index for it in plan.scored_items(cfg.metrics[0])] == [0, 0]
     assert [it.key for it in plan.siblings(items[0])] == [items[1].key]
+    blocks = shards.blocks(plan, 1, together=plan.together())
     for rank in (0, 1):  # a doc's two answers stay on one rank
-        assert len({it.doc.id for it in plan.shard(rank, 2)}) == 1 and len(plan.shard(rank, 2)) == 2
+        mine = [it for block in shards.shard(blocks, rank, 2) for it in block]
+        assert len({it.doc.id for it in mine}) == 1 and len(mine) == 2
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: b\ncapability: understand\ndataset: {path: x.jsonl}\nfields: {prompts: [a, b]}\n"
                    "generation: {samples_per_prompt: 2}\n")

@@ -89,9 +89,10 @@ def _spec(backbone: str) -> BackboneSpec:
 
 
 def default_device() -> str:
-    import torch
+    """:func:`omnieval.launch.default_device` (``cuda:<local rank>`` under a launcher when CUDA is available)."""
+    from omnieval.launch import default_device as launch_default
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return launch_default()
 
 
 class ClipBackbone(ABC):
@@ -325,7 +326,9 @@ def load_backbone(backbone: "str | ClipBackbone", path: str | os.PathLike | None
         return backbone
     if preprocess not in PREPROCESS:
         raise ConfigError(f"CLIP backbone {backbone}: preprocess must be one of {PREPROCESS}, got {preprocess!r}")
-    return _load_cached(backbone, str(path) if path else None, device or default_device(), preprocess)
+    from omnieval.launch import resolve_device
+
+    return _load_cached(backbone, str(path) if path else None, resolve_device(device), preprocess)
 
 
 @functools.lru_cache(maxsize=4)

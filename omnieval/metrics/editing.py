@@ -219,7 +219,9 @@ def load_dino(arch: str = "dino_vits16", path: str | os.PathLike | None = None, 
         from omnieval.errors import UnknownNameError
 
         raise UnknownNameError("DINO backbone", arch, sorted(DINO_ARCHS))
-    return _load_dino(arch, str(path) if path else None, device or "cpu")
+    from omnieval.launch import resolve_device
+
+    return _load_dino(arch, str(path) if path else None, resolve_device(device))
 
 
 @functools.lru_cache(maxsize=2)

@@ -55,7 +55,9 @@ def load_inception(feature: int = 2048, antialias: bool = True, weights_path: st
     if feature not in FEATURE_DIMS:
         raise ConfigError(f"fid: feature must be one of {FEATURE_DIMS}, got {feature!r}")
     path = resolve(INCEPTION_WEIGHTS, weights_path)
-    return _load_inception(int(feature), bool(antialias), str(path), device or "cpu")
+    from omnieval.launch import resolve_device
+
+    return _load_inception(int(feature), bool(antialias), str(path), resolve_device(device))
 
 
 @functools.lru_cache(maxsize=2)

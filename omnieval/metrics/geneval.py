@@ -210,7 +210,7 @@ class GenEval(Metric):
         clip_path: str | None = None
         bgcolor: str = "#999"
         crop: bool = True
-        device: str = "cpu"
+        device: str | None = None  # None: omnieval.launch.default_device()
 
         def __post_init__(self):
             if self.detector not in _DEFAULT_DETECTOR_WEIGHTS:
@@ -229,6 +229,11 @@ class GenEval(Metric):
         return det + [o.clip_weights]
 
     # -- networks (loaded on first use; tests may assign ``detector`` / ``color_classifier``) ----
+    def _device(self) -> str:
+        from omnieval.launch import resolve_device
+
+        return resolve_device(self.options.device)
+
     def _detector(self):
         if self.detector is None:
             from omnieval.metrics import geneval_detector as D
@@ -237,12 +242,12 @@ class GenEval(Metric):
             weights_path = W.resolve(o.detector_weights, o.detector_path)
             if o.detector == "mmdet":
                 config_path = W.resolve(o.mmdet_config, o.mmdet_config_path)
-                self.detector = D.MMDetDetector(config_path, weights_path, device=o.device,
+                self.detector = D.MMDetDetector(config_path, weights_path, device=self._device(),
                                                 detector_id=f"mmdet:{o.detector_weights}")
             else:
                 size = None if o.detector_size is None else dict(zip(("shortest_edge", "longest_edge"), o.detector_size))
                 self.detector = D.Mask2FormerDetector.from_pretrained(
-                    weights_path, max_per_image=o.max_per_image, size=size, device=o.device,
+                    weights_path, max_per_image=o.max_per_image, size=size, device=self._device(),
                     detector_id=f"hf:{o.detector_weights}")
         return self.detector
 
@@ -252,7 +257,7 @@ class GenEval(Metric):
 
             o = self.options
             self.color_classifier = load_color_classifier(W.resolve(o.clip_weights, o.clip_path), arch=o.clip_arch,
-                                                          bgcolor=o.bgcolor, crop=o.crop, device=o.device)
+                                                          bgcolor=o.bgcolor, crop=o.crop, device=self._device())
         return self.color_classifier
 
     # -- Metric protocol ------------------------------------------------------------------------

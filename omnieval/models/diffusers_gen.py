@@ -6,7 +6,8 @@
 * ``pipeline``: a Diffusers pipeline class name (``WanPipeline``, ``LTXPipeline``, ``CogVideoXPipeline``,
   ``StableDiffusionPipeline``, ``StableDiffusionInstructPix2PixPipeline``, ...); default: the class named in
   the folder's ``model_index.json`` (``DiffusionPipeline.from_pretrained``).
-* ``dtype`` (float32/bfloat16/float16), ``device`` (cpu/cuda), ``cpu_offload`` (model CPU offload).
+* ``dtype`` (float32/bfloat16/float16), ``device`` (cpu/cuda; default :func:`omnieval.launch.default_device`),
+  ``cpu_offload`` (model CPU offload).
 
 Conventions: outputs are requested as ``output_type="np"`` (float in [0, 1]) and rounded to uint8; each
 request gets its own ``torch.Generator`` seeded with the work item's seed, so a sample does not depend on
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from omnieval.errors import ConfigError, MissingWeightsError
+from omnieval.launch import resolve_device
 from omnieval.media import Video, as_uint8_image
 from omnieval.models.base import Model, Request
 from omnieval.models.hub import folder_fingerprint, resolve_checkpoint, torch_dtype
@@ -35,8 +37,9 @@ class DiffusersGenerator(Model):
     capabilities = ("t2i", "t2v", "long_video", "edit_image")
     supports_think = False
 
-    def __init__(self, pretrained: str, pipeline: str | None = None, dtype: str | None = "float32", device: str = "cpu",
+    def __init__(self, pretrained: str, pipeline: str | None = None, dtype: str | None = "float32", device: str | None = None,
                  cpu_offload: bool = False, **kwargs: Any):
+        device = resolve_device(device)  # none given: cuda:<local rank> when CUDA is available, else cpu
         super().__init__(pretrained=pretrained, pipeline=pipeline, dtype=dtype, device=device, cpu_offload=cpu_offload, **kwargs)
         import diffusers
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from omnieval.errors import MissingWeightsError
 from omnieval.frames import is_task_sampled
+from omnieval.launch import resolve_device
 from omnieval.media import Video, as_frames, sample_frame_indices
 from omnieval.models.base import Model, Request
 from omnieval.models.hub import folder_fingerprint, resolve_checkpoint, torch_dtype
@@ -31,7 +32,8 @@ class HFVideoVLM(Model):
     supports_think = False
 
     def __init__(self, pretrained: str, num_frames: int = 8, frame_policy: str = "uniform", dtype: str | None = "float32",
-                 device: str = "cpu", trust_remote_code: bool = False, **kwargs: Any):
+                 device: str | None = None, trust_remote_code: bool = False, **kwargs: Any):
+        device = resolve_device(device)  # none given: cuda:<local rank> when CUDA is available, else cpu
         super().__init__(pretrained=pretrained, num_frames=num_frames, frame_policy=frame_policy, dtype=dtype, device=device,
                          trust_remote_code=trust_remote_code, **kwargs)
         from transformers import AutoModelForImageTextToText, AutoProcessor

@@ -31,7 +31,7 @@ from omnieval.metrics.base import Metric
 from omnieval.planning import TaskPlan, WorkItem
 from omnieval.report.failures import Failure, generation_failure, score_failures
 from omnieval.results import MetricResult, Results, think_key
-from omnieval.scoring import stored_contributions
+from omnieval.scoring import score_key, stored_contributions
 from omnieval.store import Store
 
 MetricFactory = Callable[[MetricSpec], Metric]
@@ -189,7 +189,8 @@ def collect_task(plan: TaskPlan, store: Store, results: Results | None, factory:
         record = store.find("samples", task, item.key)
         present = record is not None and (not record.get("artifact") or (store.root / record["artifact"]).is_file())
         view = ItemView(item, record, present)
-        failure = generation_failure(record, present)
+        failed = store.failure(task, item.key) if record is None else None  # the generation raised (failures/)
+        failure = generation_failure(record if failed is None else failed, present)
         if failure:
             view.failures.append(failure)
         views[item.key] = view
@@ -210,7 +211,8 @@ def collect_task(plan: TaskPlan, store: Store, results: Results | None, factory:
                     names[key] = stored.higher_is_better if stored else per_item.directions.get(key, True)
         for item in missing:
             if views[item.key].present:  # an item without output is already listed as such
-                views[item.key].failures += score_failures(spec.result_label, None)
+                failed = store.failure(task, score_key(item, spec))
+                views[item.key].failures += score_failures(spec.result_label, None, failed)
 
     pairs: dict[tuple[str, int], Pair] = {}
     for item in plan.items:

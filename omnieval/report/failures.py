@@ -2,7 +2,8 @@
 
 Generation (one per work item, :data:`GENERATION_RULES` in order, the first that applies):
 
-* ``model error``: the generation record carries an ``error`` text (a per-item failure recorded by the runner);
+* ``model error``: the item's generation raised: its failure record (``DIR/failures/``, :mod:`omnieval.failures`),
+  passed in place of the missing generation record, carries the ``error`` text;
 * ``no output``: the item has no generation record (the model failed on it, or the run has not reached it);
 * ``output missing``: the record's media file is missing (the store will redo the item).  The report does not
   re-hash media (a VBench run holds thousands of large videos); ``omnieval run``/``score`` verify checksums, and a
@@ -10,7 +11,8 @@ Generation (one per work item, :data:`GENERATION_RULES` in order, the first that
 
 Scoring (per metric that applies to the item, :data:`SCORE_RULES` in order, the first that applies):
 
-* ``not scored``: no score record for the item and the metric's current options;
+* ``metric error`` (recorded): the metric raised on the item: no score record, a failure record with the error;
+* ``not scored``: no score record for the item and the metric's current options (and no failure record);
 * ``retry``: the contribution is marked :data:`~omnieval.metrics.base.RETRY` (a transient failure, e.g. a judge
   outage; folded as a failure and scored again by the next run), with its reason;
 * ``metric error``: a field ``failed`` or ``<name>_failed`` is true (e.g. ``judge_failed``), or a field ``error`` or
@@ -83,7 +85,10 @@ def _flagged(c: dict[str, Any]) -> str | None:
 SCORE_RULES: tuple[tuple[str, Callable[[dict[str, Any]], str | None]], ...] = (("retry", _retry), ("metric error", _flagged))
 
 
-def score_failures(label: str, contribution: dict[str, Any] | None) -> list[Failure]:
+def score_failures(label: str, contribution: dict[str, Any] | None, failed: dict[str, Any] | None = None) -> list[Failure]:
+    """``contribution``: the stored one (or None); ``failed``: the score's failure record, if the metric raised."""
+    if contribution is None and failed is not None and failed.get("error"):
+        return [Failure("metric error", str(failed["error"]), label)]
     if contribution is None:
         return [Failure("not scored", "no score record for the metric's current options", label)]
     for kind, rule in SCORE_RULES:

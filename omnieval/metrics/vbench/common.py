@@ -142,13 +142,12 @@ def auxiliary_info(item: MetricInput, dimension: str) -> dict:
 # Runtime helpers
 # ---------------------------------------------------------------------------------------------
 def default_device() -> str:
-    """``$OMNIEVAL_DEVICE``, else ``cuda`` when available, else ``cpu`` (not part of the options: it does not move
-    the number beyond floating-point noise)."""
-    if os.environ.get("OMNIEVAL_DEVICE"):
-        return os.environ["OMNIEVAL_DEVICE"]
-    import torch
+    """``$OMNIEVAL_DEVICE``, else ``cuda:<local rank>`` when available, else ``cpu``
+    (:func:`omnieval.launch.default_device`; not part of the options: it does not move the number beyond
+    floating-point noise)."""
+    from omnieval.launch import default_device as launch_default
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return launch_default()
 
 
 def import_vbench(module: str = "vbench"):

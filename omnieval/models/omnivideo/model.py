@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from omnieval.errors import ConfigError, MediaError, OmniEvalError
+from omnieval.launch import device_type, resolve_device
 from omnieval.media import Video, as_uint8_frames, as_uint8_image
 from omnieval.models.base import Generation, Model, ModelIdentity, Request, quick_fingerprint
 from omnieval.registry import register_model
@@ -93,12 +94,13 @@ class Settings:
     top_p: float | None = 0.6
     do_sample: bool = True
     dtype: str = "float32"
-    device: str = "cpu"
+    device: str | None = None  # None: omnieval.launch.default_device() (cuda:<local rank> under a launcher, else cpu)
     cpu_offload: bool = False
 
     @classmethod
-    def parse(cls, args: dict[str, Any]) -> tuple["Settings", dict[str, Any]]:
-        """Split ``--model_args`` into typed settings and the rest (strings are converted)."""
+    def parse(cls, args: dict[str, Any], resolve: bool = True) -> tuple["Settings", dict[str, Any]]:
+        """Split ``--model_args`` into typed settings and the rest (strings are converted).  ``resolve``: the device
+        becomes the one to load on (:func:`omnieval.launch.resolve_device`; needs torch)."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values, rest = {}, {}
         for key, value in args.items():
@@ -108,6 +110,8 @@ class Settings:
             default = fields[key].default
             values[key] = _convert(key, value, default)
         settings = cls(**values)
+        if resolve:
+            settings = dataclasses.replace(settings, device=resolve_device(settings.device))
         if settings.guidance_form not in ("official", "textbook"):
             raise ConfigError(f"omnivideo: guidance_form must be 'official' or 'textbook', got {settings.guidance_form!r}")
         if settings.noise_device not in ("model", "cpu"):
@@ -175,11 +179,11 @@ class OmniVideoBase(Model):
         """Identity over the *resolved* settings, so defaults are recorded and spelled-out defaults match."""
         from omnieval.models.omnivideo.chat import DEFAULT_THINK_TEMPLATE
 
-        settings, rest = Settings.parse(kwargs)
+        settings, rest = Settings.parse(kwargs, resolve=False)  # no torch import to recognise finished work
         full = {**rest, **{k: v for k, v in dataclasses.asdict(settings).items() if k != "device"}}
         full["think_template"] = settings.think_template or DEFAULT_THINK_TEMPLATE  # the text used, not "default"
         if settings.noise_device == "model":  # seeded noise then depends on the device type (CPU vs CUDA RNG)
-            full["noise_generator"] = str(settings.device).split(":")[0]
+            full["noise_generator"] = device_type(settings.device)
         return super().identity_from_args(**full)
 
     def _place(self, device: str) -> None:
