@@ -268,3 +268,46 @@ def test_end_to_end_omnivideo_tiny_think_both(tmp_path):
     assert "five_acc" in data["ablations"][name] and "structure_distance" in data["ablations"][name]
     info = data["metric_options"][name]["structure_distance"]["info"]["off"]
     assert info["items_with_other_size"] == 7  # 32x32 edits resized to the 48x64 / 40x56 sources
+
+
+def test_macro_mean_over_groups():
+    """Mean per group, then over groups; a group without a value for a key is left out of that key's mean (FiVE's
+    N/A per-type cell); counted keys are sums; without ``macro_over`` the plain mean over items."""
+    from omnieval.metrics.base import MetricInput
+    from omnieval.registry import get_metric
+
+    metric = get_metric("five_acc")(base_url="http://127.0.0.1:9/v1", api_key_env="")
+    rows = [("1", {"five_acc": 1.0}), ("1", {"five_acc": 0.0}), ("2", {"five_acc": 1.0}), ("3", {}), ("3", {"judge_failed": 1.0})]
+    for group, values in rows:
+        metric.fold({**metric.group_of(MetricInput("x", None, doc={"editing_type_id": group})), **values})
+    assert metric.compute() == {"judge_failed": 1.0, "five_acc_excluded": 0.0, "five_acc": 0.75}
+    plain = get_metric("five_acc")(base_url="http://127.0.0.1:9/v1", api_key_env="", macro_over=None)
+    for _, values in rows:
+        plain.fold(values)
+    assert plain.compute()["five_acc"] == pytest.approx(2 / 3)
+
+
+def test_bad_masks_name_the_file(tmp_path):
+    import shutil
+
+    from omnieval.errors import MediaError
+    from omnieval.media import Video
+    from omnieval.metrics.base import MetricInput
+    from omnieval.registry import get_metric
+
+    data = tmp_path / "five"
+    shutil.copytree(FIXTURE, data)
+    video = Video(np.zeros((3, 48, 64, 3), np.uint8))
+    metric = get_metric("five_pixels")(measure="psnr")
+
+    def item():
+        return MetricInput("0001_bus/x", video, doc={"__media_root__": str(data), "media": "images/0001_bus",
+                                                     "mask": "bmasks/0001_bus", "editing_type_id": "1"})
+
+    Image.new("RGB", (64, 48)).save(data / "bmasks" / "0001_bus" / "00001.jpg")
+    with pytest.raises(MediaError, match=r"bmasks/0001_bus/00001.jpg has shape \(48, 64, 3\); evaluate.py needs single-channel"):
+        metric.update([item()])
+    (data / "bmasks" / "0001_bus" / "00009.jpg").unlink()
+    Image.new("L", (64, 48)).save(data / "bmasks" / "0001_bus" / "00001.jpg")
+    with pytest.raises(MediaError, match=r"FiVE mask not found: .*bmasks/0001_bus/00009.jpg"):
+        metric.update([item()])
