@@ -166,12 +166,12 @@ def make_imgedit(folder: Path, seed: int = 6) -> Path:
 # Video editing layouts (frame folders)
 # ---------------------------------------------------------------------------------------------
 def write_frames(folder: Path, rng: np.random.Generator, n: int = 8, hw=(24, 32), suffix: str = ".jpg",
-                 name: str = "{:05d}") -> Path:
-    """``n`` smooth, slowly moving frames as image files (``name`` formats the index)."""
+                 name: str = "{:05d}", start: int = 0) -> Path:
+    """``n`` smooth, slowly moving frames as image files (``name`` formats the index, counted from ``start``)."""
     folder.mkdir(parents=True, exist_ok=True)
     base = smooth_image(rng, (hw[0], hw[1] + n))
     for i in range(n):
-        write_image(np.ascontiguousarray(base[:, i:i + hw[1]]), folder / (name.format(i) + suffix))
+        write_image(np.ascontiguousarray(base[:, i:i + hw[1]]), folder / (name.format(start + i) + suffix))
     return folder
 
 
@@ -336,3 +336,138 @@ def tiny_task_variant(task_file: Path, task: str, out_dir: Path, suffix: str = "
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{task}{suffix}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return task + suffix
+
+
+# ---------------------------------------------------------------------------------------------
+# FiVE-Bench (official layout: edit_prompt/edit{1..6}_FiVE.json, images/<video>/, bmasks/<video>/)
+# ---------------------------------------------------------------------------------------------
+#: (video name, frames, H x W); masks: frame indexes whose mask is empty (no edit region) or full (all edit)
+FIVE_VIDEOS = {"0001_bus": {"n": 17, "hw": (48, 64), "empty": (16,), "full": ()},
+               "0002_girl-dog": {"n": 17, "hw": (40, 56), "empty": (), "full": (0, 8)}}
+
+
+def _five_entry(type_id, video, source, target, mc, src_q, tgt_q):
+    return {"video_name": video, "editing_type_id": type_id, "source_prompt": source, "target_prompt": target,
+            "negative_prompt": "blurry, low quality", "save_dir": f"{type_id}_{target[:20]}",
+            "multiple_choice_question": mc, "source_yes_no_question": src_q, "target_yes_no_question": tgt_q}
+
+
+#: six edit types (one file each); edited words in [...] after the 20 characters of the output folder name
+FIVE_ENTRIES = {
+    1: [_five_entry(1, "0001_bus", "A city bus drives down the street past [a bus stop].",
+                    "A city bus drives down the street as a [red truck].",
+                    "What drives down the street? \na) A bus \nb) A truck", "Is there a bus in the image?",
+                    "Is there a truck in the image?"),
+        _five_entry(1, "0002_girl-dog", "A girl walks with her [dog] in the park.",
+                    "A girl walks with her [wolf] in the park.",
+                    "What walks with the girl? \na) A dog \nb) A wolf", "Is there a dog in the image?",
+                    "Is there a wolf in the image?")],
+    2: [_five_entry(2, "0002_girl-dog", "A girl walks with her dog, a [puppy].", "A girl walks with her dog, a [cat].",
+                    "Which animal is with the girl? \na) A puppy \nb) A cat", "Is the animal a puppy?",
+                    "Is the animal a cat?")],
+    3: [_five_entry(3, "0001_bus", "A city bus drives by, painted [yellow].", "A city bus drives by, painted [blue].",
+                    "What colour is the bus? \na) Yellow \nb) Blue", "Is the bus yellow?", "Is the bus blue?")],
+    4: [_five_entry(4, "0002_girl-dog", "A girl walks with her dog of [fur].", "A girl walks with her dog of [bronze].",
+                    "What is the dog made of? \na) Fur \nb) Bronze", "Is the dog furry?", "Is the dog made of bronze?")],
+    5: [_five_entry(5, "0001_bus", "A city bus drives down the street.", "A city bus drives down the street with [a bird] above.",
+                    "Is there a bird above the bus? \na) No \nb) Yes", "Is there a bird above the bus?",
+                    "Is there a bird flying above the bus?")],
+    6: [_five_entry(6, "0002_girl-dog", "A girl walks with her [dog].", "A girl walks with her hands in her pockets, [alone].",
+                    "Is there a dog? \na) Yes \nb) No", "", "Is the girl walking alone?")],
+}
+
+#: the judge's replies by question (FiVE asks MC, then source YN, then target YN); prefix-parsed as FiVE does
+FIVE_REPLIES = {
+    "What drives down the street? \na) A bus \nb) A truck": "b) A truck",
+    "Is there a bus in the image?": "No", "Is there a truck in the image?": "Yes.",
+    "What walks with the girl? \na) A dog \nb) A wolf": "a) A dog",
+    "Is there a dog in the image?": "No.", "Is there a wolf in the image?": "No",
+    "Which animal is with the girl? \na) A puppy \nb) A cat": " B",
+    "Is the animal a puppy?": "NO, it is not.", "Is the animal a cat?": "YES",
+    "What colour is the bus? \na) Yellow \nb) Blue": "b",          # 3 edited frames: FiVE never asks (nan)
+    "Is the bus yellow?": "No", "Is the bus blue?": "Yes",
+    "What is the dog made of? \na) Fur \nb) Bronze": "The answer is b",
+    "Is the dog furry?": "no", "Is the dog made of bronze?": "yes",
+    "Is there a bird above the bus? \na) No \nb) Yes": "b",
+    "Is there a bird above the bus?": "Yes", "Is there a bird flying above the bus?": "Yes",
+    "Is there a dog? \na) Yes \nb) No": "b) No", "Is the girl walking alone?": "Yeah",
+}
+
+
+def five_reply(text: str) -> str:
+    """The scripted reply to a FiVE-Acc prompt (the question ends the prompt)."""
+    hits = [r for q, r in FIVE_REPLIES.items() if text.endswith("\n" + q)]
+    if len(hits) != 1:
+        raise KeyError(f"no scripted reply for {text!r}")
+    return hits[0]
+
+
+def make_five(root: Path, seed: int = 21) -> Path:
+    """A FiVE-Bench ``data`` folder: six ``edit_prompt`` files, ``images/<video>/00001.jpg ...`` and single-channel
+    JPEG masks ``bmasks/<video>/00001.jpg ...`` (a moving rectangle; the listed frames empty or full)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "edit_prompt").mkdir(parents=True, exist_ok=True)
+    for type_id, entries in FIVE_ENTRIES.items():
+        (root / "edit_prompt" / f"edit{type_id}_FiVE.json").write_text(json.dumps(entries, indent=2) + "\n")
+    for video, spec in FIVE_VIDEOS.items():
+        h, w = spec["hw"]
+        write_frames(root / "images" / video, rng, n=spec["n"], hw=(h, w), start=1)  # FiVE counts frames from 1
+        (root / "bmasks" / video).mkdir(parents=True, exist_ok=True)
+        for i in range(spec["n"]):
+            mask = np.zeros((h, w), np.uint8)
+            if i in spec["full"]:
+                mask[:] = 255
+            elif i not in spec["empty"]:
+                y, x = h // 4 + i % 3, w // 4 + i
+                mask[y:y + h // 2, x:x + w // 3] = 255
+            Image.fromarray(mask, "L").save(root / "bmasks" / video / f"{i + 1:05d}.jpg")
+    return root
+
+
+def five_edit_folders() -> list[str]:
+    """Edited-video folders ``<video>/<type>_<target prompt[:len(save_dir) - 2]>`` (FiVE's evaluate.py layout), in
+    the order of the six edit files."""
+    return [f"{e['video_name']}/{t}_{e['target_prompt'][:len(e['save_dir']) - 2]}" for t, es in FIVE_ENTRIES.items() for e in es]
+
+
+#: frames and size of each edited video (by folder order): different lengths (FiVE pairs by index after stride 8),
+#: a different size (resized to the source size), 3 frames (too few for FiVE-Acc's 4: nan), 40 frames (10 sent)
+FIVE_EDIT_SHAPES = [(17, (48, 64)), (17, (36, 60)), (9, (40, 56)), (3, (48, 64)), (40, (40, 56)), (17, (48, 64)),
+                    (17, (40, 56))]
+
+
+def make_five_edits(root: Path, seed: int = 22) -> Path:
+    """Edited FiVE videos as PNG frame folders ``root/<video>/<out_dir>/00001.png ...`` (lossless, so the reference
+    run and the tests read identical pixels)."""
+    rng = np.random.default_rng(seed)
+    for rel, (n, hw) in zip(five_edit_folders(), FIVE_EDIT_SHAPES):
+        write_frames(root / rel, rng, n=n, hw=hw, suffix=".png", start=1)
+    return root
+
+
+def tiny_squeezenet_file(folder: Path, seed: int = 0) -> Path:
+    """A seeded random torchvision ``squeezenet1_1`` state dict (the LPIPS-squeeze backbone's layout)."""
+    import torch
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torchvision.models.squeezenet1_1(weights=None)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tiny_squeezenet1_1.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def tiny_dino_p8_file(folder: Path) -> Path:
+    """The seeded ``dino-tiny-random-p8`` ViT (12 blocks, patch 8, width 24) saved as a DINO-layout state dict."""
+    import torch
+
+    from omnieval.metrics.editing import load_dino
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tiny_dino_p8.pth"
+    torch.save(load_dino("dino-tiny-random-p8").state_dict(), path)
+    return path

@@ -197,7 +197,10 @@ class EditClipT(ClipT):
 DINO_ARCHS: dict[str, dict[str, Any]] = {
     "dino_vits16": dict(weight_id="dino-vits16", patch_size=16, embed_dim=384, depth=12, num_heads=6),
     "dino_vitb16": dict(weight_id="dino-vitb16", patch_size=16, embed_dim=768, depth=12, num_heads=12),
+    "dino_vitb8": dict(weight_id="dino-vitb8", patch_size=8, embed_dim=768, depth=12, num_heads=12),
     "dino-tiny-random": dict(weight_id=None, patch_size=16, embed_dim=24, depth=1, num_heads=2),
+    # 12 blocks of patch 8 like dino_vitb8 (FiVE's structure distance reads block 11), tiny width
+    "dino-tiny-random-p8": dict(weight_id=None, patch_size=8, embed_dim=24, depth=12, num_heads=2),
 }
 
 
