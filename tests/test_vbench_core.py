@@ -75,7 +75,7 @@ def test_flicker_static_filter_skips_and_needs_raft(monkeypatch):
     monkeypatch.setattr(motion, "is_static", lambda video, raft: video.frames[0, 0, 0, 0] < 128)
     still = Video(np.full((4, 8, 8, 3), 50, np.uint8))
     moving = Video(np.full((4, 8, 8, 3), 200, np.uint8))
-    metric = get_metric("vbench_temporal_flickering")()
+    metric = get_metric("vbench_temporal_flickering")(raft_path=__file__)  # any existing file: the stub loads it
     contributions = metric.contributions(_items([still, moving]))
     assert contributions[0] == {"temporal_flickering": 1.0}
     assert "temporal_flickering_skipped" in contributions[1] and "temporal_flickering" not in contributions[1]
@@ -202,7 +202,7 @@ def test_score_folder_static_protocol_takes_first_five_static_in_vbench_order(tm
     static_indices = {1, 3, 10, 12, 20, 21, 22}
     monkeypatch.setattr(motion, "load_raft", lambda path=None, device=None: "raft")
     monkeypatch.setattr(motion, "is_static", lambda video, raft: round(float(video.frames[0].mean()) / 8) in static_indices)
-    metric = get_metric("vbench_temporal_flickering")()
+    metric = get_metric("vbench_temporal_flickering")(raft_path=__file__)  # any existing file: the stub loads it
     result = naming.score_folder(folder, ["temporal_flickering"], {"temporal_flickering": metric}, suite_path=_suite(tmp_path, ["a stop sign"], "temporal_flickering"))
     scored = [name for name, c in result.per_video["temporal_flickering"] if "temporal_flickering" in c]
     # string order: -0, -1, -10, -11, -12, -13, ..., -19, -2, -20, -21, ...
@@ -267,6 +267,49 @@ def test_dynamic_degree_parity_with_vbench(raft_videos, tmp_path):
     video = read_video_cv2(raft_videos[0])
     ours = motion.top_flow_magnitudes(metric.cached("raft", lambda: None), video.frames[:-1], video.frames[1:], 0.05)
     assert np.all(np.isfinite(ours)) and np.allclose(ours, ref_scores, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_raft_flows_match_vbench_forward(raft_videos, tmp_path):
+    """omnieval's RAFT pass (each frame's features once, the upsampling mask of the last iteration only) gives vbench's
+    ``RAFT.forward(test_mode=True)`` flow: 1e-4 px (float32 batch composition of the feature network)."""
+    ckpt = random_raft_checkpoint(tmp_path / "raft-things.pth")
+    raft = motion.load_raft(str(ckpt), "cpu")
+    frames = read_video_cv2(raft_videos[1]).frames
+    cache = motion._pair_flows(raft, frames, [(0, 1), (1, 2), (2, 0)])
+    with torch.inference_mode():
+        ours = torch.cat([cache(0, 2), cache(2, 3)])
+        a = torch.from_numpy(frames[[0, 1, 2]]).permute(0, 3, 1, 2).float()
+        b = torch.from_numpy(frames[[1, 2, 0]]).permute(0, 3, 1, 2).float()
+        reference = torch.cat([raft(x[None], y[None], iters=motion.RAFT_ITERS, test_mode=True)[1] for x, y in zip(a, b)])
+    assert ours.shape == reference.shape and float(reference.abs().max()) > 0.1
+    assert float((ours - reference).abs().max()) < 1e-4
+
+
+@pytest.mark.slow
+def test_early_stopping_gives_the_decision_over_all_pairs(tmp_path):
+    """is_dynamic / is_static stop scoring once the rule's decision is known: the same decisions as the rules applied
+    to every pair's score, on vbench's RAFT (random weights: large flows, so dynamic and not static; with the flow
+    head scaled down: small flows, so static and not dynamic)."""
+    raft = motion.load_raft(str(random_raft_checkpoint(tmp_path / "raft-things.pth")), "cpu")
+    outcomes = set()
+    for scale in (1.0, 0.03):
+        with torch.no_grad():
+            raft.update_block.flow_head.conv2.weight.mul_(scale)
+            raft.update_block.flow_head.conv2.bias.mul_(scale)
+        for seed, speed in [(0, 0.0), (1, 3.0)]:
+            video = moving_video(seed=seed, frames=6, size=128, speed=speed)
+            frames, t = video.frames, len(video)
+            consecutive = motion.top_flow_magnitudes(raft, frames[:-1], frames[1:], 0.05)
+            dynamic = int((consecutive > 6.0 * 128 / 256).sum()) >= round(4 * t / 16)
+            assert motion.is_dynamic(video, raft, batch_size=2) == dynamic
+            scores = motion.top_flow_magnitudes(raft, np.concatenate([frames[:-1], frames[[0, -1]]]),
+                                                np.concatenate([frames[1:], frames[[-1, 0]]]), 0.02)
+            thres, count = 3.0 * 128 / 256, round(2 * t / 16)
+            static = int((scores[:-2] > thres).sum()) <= count and not bool((scores[-2:] > thres * count * 2).any())
+            assert motion.is_static(video, raft, batch_size=2) == static
+            outcomes.add((dynamic, static))
+    assert outcomes == {(True, False), (False, True)}
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ API used by the per-dimension modules (keep stable)::
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -275,9 +276,43 @@ class VBenchDimensionMetric(MeanMetric):
     def compute(self) -> dict[str, float]:
         return {k: v for k, v in super().compute().items() if k == self.dimension}
 
-    def cached(self, name: str, build: Callable[[], Any]) -> Any:
-        """A lazily built heavy member (network), shared by ``fresh()`` clones."""
+    def cached(self, name: str, build: Callable[[], Any], share: tuple | None = None) -> Any:
+        """A lazily built heavy member (network), shared by ``fresh()`` clones.  With a ``share`` key, also shared
+        by every metric of the process that asks for the same key (see :func:`shared_network`)."""
         store = self.__dict__.setdefault("_cache", {})
         if name not in store:
-            store[name] = build()
+            store[name] = build() if share is None else shared_network(share, build)
         return store[name]
+
+    def load_shared(self, name: str, loader: Callable[[Any, str], Any], weight_id: str, explicit: str | os.PathLike | None = None) -> Any:
+        """``loader(path, device)`` as the member ``name``, ``path`` being the weight ``weight_id`` (or ``explicit``),
+        built once per process for the same loader, file and device (e.g. CLIP ViT-B/32 for background_consistency
+        and appearance_style, ViCLIP for temporal_style and overall_consistency, RAFT for dynamic_degree and the
+        static filter)."""
+        store = self.__dict__.setdefault("_cache", {})
+        if name in store:
+            return store[name]
+        from omnieval.metrics.weights import resolve
+
+        path, device = resolve(weight_id, explicit), default_device()
+        key = (f"{loader.__module__}.{loader.__qualname__}", str(Path(path).resolve()), device)
+        return self.cached(name, lambda: loader(path, device), share=key)
+
+
+#: networks built by :func:`shared_network`, held weakly: a network lives as long as a metric holds it
+_SHARED_NETWORKS: "weakref.WeakValueDictionary[tuple, Any]" = weakref.WeakValueDictionary()
+
+
+def shared_network(key: tuple, build: Callable[[], Any]) -> Any:
+    """The network registered under ``key`` in this process, built with ``build()`` on first use.
+
+    ``key`` must name everything that makes the network (loader, weight file, device, options that change it).
+    Networks are not modified by the metrics (eval mode, inference only), so one instance serves all of them."""
+    network = _SHARED_NETWORKS.get(key)
+    if network is None:
+        network = build()
+        try:
+            _SHARED_NETWORKS[key] = network
+        except TypeError:  # not weak-referenceable: not shared
+            pass
+    return network

@@ -38,7 +38,6 @@ from omnieval.metrics.base import MetricInput
 from omnieval.metrics.vbench.common import (
     VBenchDimensionMetric,
     as_video,
-    default_device,
     load_state_dict,
     require_frames,
 )
@@ -282,9 +281,7 @@ class SubjectConsistency(PooledDimensionMetric):
     weights: ClassVar[tuple[str, ...]] = ("vbench_dino_vitb16",)
 
     def model(self):
-        from omnieval.metrics.weights import resolve
-
-        return self.cached("dino", lambda: load_dino_vitb16(resolve(self.options.weight_id, self.options.ckpt_path), default_device()))
+        return self.load_shared("dino", load_dino_vitb16, self.options.weight_id, self.options.ckpt_path)
 
     def score_video(self, video: Video, item: MetricInput) -> Pooled:
         require_frames(video, 2, item.item_id, self.dimension)
@@ -324,9 +321,8 @@ class BackgroundConsistency(PooledDimensionMetric):
 
 def cached_clip(metric: VBenchDimensionMetric, weight_id: str, ckpt_path: str | None):
     """The metric's openai-clip model, resolved from the weight manifest and built once."""
-    from omnieval.metrics.weights import resolve
 
-    return metric.cached("clip", lambda: load_openai_clip(resolve(weight_id, ckpt_path), default_device()))
+    return metric.load_shared("clip", load_openai_clip, weight_id, ckpt_path)
 
 
 def _device_of(model) -> str:

@@ -251,10 +251,8 @@ UMT_KWARGS = dict(num_classes=400, all_frames=16, tubelet_size=1, use_learnable_
                   use_mean_pooling=True, init_scale=0.001)
 
 
-def umt_classifier(path: str | os.PathLike, device: str = "cpu") -> Classifier:
-    """vbench's UMT-L/16 (Kinetics-400 head) as a :data:`Classifier` returning the top-5 sigmoid probabilities."""
-    import torch
-
+def load_umt(path: str | os.PathLike, device: str = "cpu"):
+    """vbench's UMT-L/16 (Kinetics-400 head, vbench's ``create_model`` arguments) with the weights of ``path``."""
     finetune = import_vbench("vbench.third_party.umt.models.modeling_finetune")
     model = finetune.vit_large_patch16_224(pretrained=False, **UMT_KWARGS)
     # vbench loads with strict=False; a checkpoint that leaves weights random must not pass silently
@@ -262,7 +260,14 @@ def umt_classifier(path: str | os.PathLike, device: str = "cpu") -> Classifier:
     if missing:
         raise MissingWeightsError(f"{path}: not a UMT-L/16 Kinetics-400 checkpoint ({len(missing)} weights missing, "
                                   f"e.g. {missing[0]})")
-    model = model.eval().to(device)
+    return model.eval().to(device)
+
+
+def umt_classifier(path: str | os.PathLike, device: str = "cpu") -> Classifier:
+    """vbench's UMT-L/16 (Kinetics-400 head) as a :data:`Classifier` returning the top-5 sigmoid probabilities."""
+    import torch
+
+    model = load_umt(path, device)
     names = kinetics_400_names()
 
     def classify(frames: np.ndarray) -> tuple[list[float], list[str]]:
@@ -338,8 +343,17 @@ class _NetworkMixin:
         if self._network is None:
             from omnieval.metrics.weights import resolve
 
-            self._network = self.cached(self.network_kw, lambda: self.build(resolve(self.options.weight_id, self.options.ckpt_path)))
+            path = resolve(self.options.weight_id, self.options.ckpt_path)
+            self._network = self.cached(self.network_kw, lambda: self.build(path), share=self.network_key(path))
         return self._network
+
+    def network_key(self, path) -> tuple:
+        """What makes the network (see :func:`~omnieval.metrics.vbench.common.shared_network`): the builder, the
+        weight file, the options and the device; metrics with equal keys share one network."""
+        from pathlib import Path
+
+        builder = type(self).build
+        return (f"{builder.__module__}.{builder.__qualname__}", str(Path(path).resolve()), repr(self.options), default_device())
 
     def required_weights(self) -> list[str]:
         return [] if self._network is not None or self.options.ckpt_path else [self.options.weight_id]
@@ -377,6 +391,9 @@ class _GRiTNetwork(_WithBertVocab):
 
     def build(self, path) -> Detector:
         return grit_detector(path, self.grit_task, default_device(), vocab=self.options.vocab_path)
+
+    def network_key(self, path) -> tuple:
+        return super().network_key(path) + (self.grit_task,)  # object_class, multiple_objects, spatial_relationship share one
 
     def detections(self, video: Video) -> list[list[Detection]]:
         frames = detector_frames(video.frames, num_frames=self.options.num_frames, resize=self.resize)

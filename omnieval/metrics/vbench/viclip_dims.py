@@ -29,7 +29,7 @@ import numpy as np
 from omnieval.errors import MediaError
 from omnieval.media import Video
 from omnieval.metrics.base import MetricInput
-from omnieval.metrics.vbench.common import VBenchDimensionMetric, as_video, default_device, import_vbench, load_state_dict
+from omnieval.metrics.vbench.common import VBenchDimensionMetric, as_video, import_vbench, load_state_dict
 from omnieval.metrics.vbench.consistency import CLIP_MEAN, CLIP_STD, _device_of, preprocess
 from omnieval.registry import register_metric
 
@@ -110,9 +110,7 @@ class _ViCLIPDimension(VBenchDimensionMetric):
     needs: ClassVar[tuple[str, ...]] = ("output", "prompt")
 
     def model(self):
-        from omnieval.metrics.weights import resolve
-
-        return self.cached("viclip", lambda: load_viclip(resolve(self.options.weight_id, self.options.ckpt_path), default_device()))
+        return self.load_shared("viclip", load_viclip, self.options.weight_id, self.options.ckpt_path)
 
     def score_video(self, video: Video, item: MetricInput) -> float:
         if not item.prompt:

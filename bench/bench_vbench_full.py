@@ -1,0 +1,790 @@
+"""A full VBench pass: vbench 0.1.5's own ``VBench.evaluate`` vs ``omnieval run`` on the same folder, and the limit.
+
+    PYTHONPATH=. python bench/bench_vbench_full.py [--prompts 2] [--samples 2] [--frames 16] [--height 256]
+        [--width 256] [--fps 8] [--threads 2] [--dims all|human_action,...] [--keep DIR]
+
+What it does, in one process (imports done before any timing, so neither side pays them):
+
+1. **Videos.**  A VBench-named folder (``{prompt}-{index}.mp4``, H.264 yuv420p crf 23, lossy like generated
+   videos): for every dimension, the first ``--prompts`` prompts of VBench's standard suite that belong to it,
+   ``--samples`` videos each.  Prompts keep all their suite dimensions, so one video is scored by several
+   dimensions, as in the real suite (e.g. subject_consistency / dynamic_degree / motion_smoothness share
+   prompts).  Content: a smooth random texture panning at a per-video speed, with a textured ellipse moving
+   across it and light noise.
+2. **Weights.**  Random-init networks at their real sizes (the builders of ``bench_vbench_dims.py``, seed 0),
+   written once in omnieval's layout (``$OMNIEVAL_WEIGHTS_DIR`` with the manifest's file names) and in vbench's
+   (``$VBENCH_CACHE_DIR``): the same tensors on both sides.  Work-arounds for running vbench offline
+   (``shared/reference/environment.md`` section 3): CLIP ViT-B/32 and ViT-L/14 as TorchScript archives (what
+   ``clip.load`` reads in vbench's ``local=True`` mode; openai-clip rebuilds the plain model from the archive's
+   state dict), DINO through ``torch.hub.load(source='local')`` on a generated ``hubconf.py`` (DINO's repository
+   is not available offline: the stand-in is timm's ViT-B/16 with DINO's forward -- CLS after the final norm,
+   position embeddings interpolated the DINO way for non-square frames), RAFT / AMT-S / MUSIQ / ViCLIP / UMT
+   files where vbench looks for them.  human_action also needs two patches of vbench's environment: a stand-in
+   ``numpy.lib.function_base`` (numpy 2; never called) and timm's ``vit_large_patch16_224`` entry dropping the
+   ``cache_dir`` argument that timm 1.0.31 passes (vbench pins timm <= 1.0.12).
+3. **vbench**: ``VBench('cpu', <subset of VBench_full_info.json>, out).evaluate(folder, dimension_list=...,
+   local=True, mode='vbench_standard')``; per dimension, the time of its ``compute_<dimension>`` (loading its
+   networks, decoding, computing).
+4. **omnieval**: ``omnieval run --model predictions --model_args path=FOLDER,naming=vbench --tasks vbench_bench
+   --include_path TMP --log_samples`` (called in-process through ``omnieval.cli.main``); ``vbench_bench`` is
+   the standard ``vbench`` task restricted to the subset and the chosen dimensions (temporal_flickering with
+   ``static_filter: false``: vbench's ``evaluate`` does not run the static filter either -- its protocol runs
+   ``static_filter.py`` as a separate step).  Timed: the whole run (end to end from files: the predictions
+   import, every decode, network loading, scoring, aggregation), and per dimension the time spent inside the
+   metric's ``contributions`` (metric compute on decoded frames, network loading included) plus the decoding
+   done for it (each decode between two ``contributions`` calls is charged to the metrics called next, split
+   evenly; decodes done by the model, i.e. the predictions import, are reported on their own).  This measures
+   whatever the runner does: with a runner that decodes each item once for all its metrics, the decode column
+   shrinks by itself.
+5. **Limit**: one decode per video (PyAV, as omnieval reads), each network loaded once (CLIP ViT-B/32 shared by
+   background_consistency and appearance_style, ViCLIP by temporal_style and overall_consistency), and only the
+   network forward passes the dimensions need, on inputs prepared beforehand (untimed), frames batched across
+   videos.  Printed: decode, load and forward seconds, and how close omnieval is to the limit.
+
+Values: every dimension's value from both sides must agree within the tolerance of its parity test
+(``tests/test_vbench_core.py``, ``test_vbench_dims.py``, ``test_vbench_quality_parity.py``,
+``test_vbench_human_action_parity.py``); per-video values are compared too (max |diff|).
+
+Default dimensions: every dimension vbench can run here except human_action, whose real-size UMT-L/16 takes
+about a minute per video on 2 cores (add it with ``--dims all``).  object_class, multiple_objects, color,
+spatial_relationship (GRiT: detectron2 is not installable) and scene (Tag2Text: needs transformers 4.33.2) cannot
+run under vbench here.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+#: dimensions vbench 0.1.5 runs here (with the work-arounds above), in VBench's leaderboard order
+RUNNABLE = ("subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness",
+            "dynamic_degree", "aesthetic_quality", "imaging_quality", "human_action", "temporal_style",
+            "appearance_style", "overall_consistency")
+DEFAULT_DIMS = tuple(d for d in RUNNABLE if d != "human_action")
+#: |omnieval - vbench| allowed per dimension (the parity tests' tolerances)
+TOLERANCE = {
+    "subject_consistency": 1e-6, "background_consistency": 1e-6, "temporal_flickering": 1e-6,
+    "motion_smoothness": 1e-6, "dynamic_degree": 0.0, "aesthetic_quality": 1e-6, "imaging_quality": 1e-7,
+    "human_action": 0.0, "temporal_style": 1e-6, "appearance_style": 1e-6, "overall_consistency": 1e-6,
+}
+#: vbench's per-video values are on another scale for imaging_quality (0-100; omnieval divides by 100)
+PER_VIDEO_SCALE = {"imaging_quality": 100.0}
+#: omnieval metric options per dimension in the bench task (everything else: the task's defaults)
+METRIC_OPTIONS = {"temporal_flickering": {"static_filter": False}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Videos and the prompt subset
+# ---------------------------------------------------------------------------------------------
+def synthetic_video(seed: int, frames: int, height: int, width: int, fps: float):
+    """A smooth random texture panning by a per-video speed, a textured ellipse moving across it, light noise."""
+    import cv2
+
+    from omnieval.media import Video
+
+    rng = np.random.default_rng(seed)
+    speed = rng.uniform(0.0, 3.0)  # px / frame of the background pan; some videos barely move
+    angle = rng.uniform(0, 2 * np.pi)
+    pad = int(np.ceil(speed * frames)) + 2
+    coarse = rng.uniform(0, 255, size=((height + 2 * pad) // 16 + 2, (width + 2 * pad) // 16 + 2, 3)).astype(np.float32)
+    background = cv2.resize(coarse, ((width + 2 * pad) // 16 * 16 + 32, (height + 2 * pad) // 16 * 16 + 32), interpolation=cv2.INTER_CUBIC)
+    detail = rng.normal(0, 12, size=background.shape).astype(np.float32)
+    background = np.clip(background + cv2.GaussianBlur(detail, (0, 0), 1.5), 0, 255)
+    blob_color = rng.uniform(40, 215, size=3)
+    radius = np.array([height, width]) * rng.uniform(0.12, 0.25, size=2)
+    start = np.array([height, width]) * rng.uniform(0.25, 0.75, size=2)
+    velocity = rng.normal(0, 2.0, size=2)
+    yy, xx = np.mgrid[0:height, 0:width]
+    out = []
+    for t in range(frames):
+        dy, dx = pad + speed * t * np.sin(angle), pad + speed * t * np.cos(angle)
+        frame = background[int(dy) : int(dy) + height, int(dx) : int(dx) + width].copy()
+        cy, cx = start + velocity * t
+        inside = ((yy - cy) / radius[0]) ** 2 + ((xx - cx) / radius[1]) ** 2 <= 1.0
+        frame[inside] = 0.6 * blob_color + 0.4 * frame[inside]
+        frame += rng.normal(0, 2.0, size=frame.shape)
+        out.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return Video(np.stack(out), fps=fps)
+
+
+@dataclass
+class Suite:
+    """The prompt subset: VBench's own ``VBench_full_info.json`` entries and omnieval's docs for the same rows."""
+
+    vbench_entries: list[dict]
+    docs: list[dict]
+    files: list[Path] = field(default_factory=list)
+
+
+def select_prompts(dims: tuple[str, ...], per_dimension: int, samples: int) -> Suite:
+    """The first ``per_dimension`` suite prompts of every dimension in ``dims`` (in suite order), their dimension
+    lists restricted to ``dims``."""
+    import vbench
+
+    reference = json.loads((Path(vbench.__file__).parent / "VBench_full_info.json").read_text())
+    ours = [json.loads(line) for line in (ROOT / "tasks" / "vbench" / "vbench_full_info.jsonl").read_text().splitlines() if line.strip()]
+    assert len(ours) == len(reference) and all(o["prompt"] == r["prompt_en"] for o, r in zip(ours, reference))
+    chosen: list[int] = []
+    for dim in dims:
+        rows = [i for i, r in enumerate(reference) if dim in r["dimension"]]
+        chosen += [i for i in rows[:per_dimension] if i not in chosen]
+    chosen.sort()
+    suite = Suite([], [])
+    for i in chosen:
+        kept = [d for d in reference[i]["dimension"] if d in dims]
+        suite.vbench_entries.append(dict(reference[i], dimension=kept))
+        suite.docs.append(dict(ours[i], dimension=kept, num_samples=samples))
+    return suite
+
+
+def write_folder(suite: Suite, folder: Path, samples: int, frames: int, height: int, width: int, fps: float) -> None:
+    from omnieval.media import write_video
+    from omnieval.metrics.vbench.naming import video_filename
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, doc in enumerate(suite.docs):
+        for index in range(samples):
+            video = synthetic_video(1000 * n + index, frames, height, width, fps)
+            suite.files.append(write_video(video, folder / video_filename(doc["prompt"], index), codec="libx264"))
+
+
+def write_task(suite: Suite, dims: tuple[str, ...], directory: Path) -> Path:
+    """``vbench_bench``: the standard ``tasks/vbench/vbench.yaml`` on the subset, only ``dims``."""
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    data = directory / "vbench_bench.jsonl"
+    data.write_text("".join(json.dumps(doc) + "\n" for doc in suite.docs))
+    task = yaml.safe_load((ROOT / "tasks" / "vbench" / "vbench.yaml").read_text())
+    task.update(task="vbench_bench", group=["vbench_bench"], dataset={"path": str(data)}, think=["off"])
+    task.pop("aggregates", None)  # Total/Quality/Semantic need all 16 dimensions
+    task["metrics"] = [dict(m, **({"options": METRIC_OPTIONS[m["where"]["dimension"]]} if m["where"]["dimension"] in METRIC_OPTIONS else {}))
+                       for m in task["metrics"] if m["where"]["dimension"] in dims]
+    (directory / "vbench_bench.yaml").write_text(yaml.safe_dump(task, sort_keys=False))
+    return directory
+
+
+# ---------------------------------------------------------------------------------------------
+# Random weights: omnieval's layout, then vbench's
+# ---------------------------------------------------------------------------------------------
+#: weight key (bench_vbench_dims.WEIGHTS) -> (manifest id, dimensions that need it)
+NETWORKS = {
+    "dino": ("vbench_dino_vitb16", ("subject_consistency",)),
+    "clip_b32": ("vbench_clip_vit_b32", ("background_consistency", "appearance_style")),
+    "clip_l14": ("vbench_clip_vit_l14", ("aesthetic_quality",)),
+    "laion_head": ("vbench_laion_aesthetic", ("aesthetic_quality",)),
+    "viclip": ("vbench_viclip", ("temporal_style", "overall_consistency")),
+    "musiq": ("vbench_musiq_spaq", ("imaging_quality",)),
+    "raft": ("vbench_raft_things", ("dynamic_degree",)),
+    "amt": ("vbench_amt_s", ("motion_smoothness",)),
+    "umt": ("vbench_umt_l16", ("human_action",)),
+}
+
+DINO_HUBCONF = '''"""Stand-in for facebookresearch/dino's hubconf (not available offline), written by bench_vbench_full.py.
+
+timm's ViT-B/16 (DINO's architecture: qkv bias, LayerNorm eps 1e-6) with DINO's forward: the CLS token after the
+final norm, position embeddings interpolated DINO's way (bicubic, +0.1) when the frame is not 224 x 224."""
+dependencies = ["torch", "timm"]
+
+
+def dino_vitb16(pretrained=True, path=None, **kwargs):
+    import timm
+    import torch
+
+    from omnieval.metrics.vbench.consistency import dino_features
+
+    class DinoViT(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vit = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0)
+
+        def forward(self, x):
+            return dino_features(self.vit, x)
+
+    model = DinoViT()
+    if pretrained:
+        model.vit.load_state_dict(torch.load(path, map_location="cpu"), strict=True)
+    return model
+'''
+
+
+def clip_jit_archive(safetensors_path: Path, target: Path) -> Path:
+    """A TorchScript archive holding the CLIP state dict (what vbench's ``clip.load(<file>)`` reads)."""
+    import clip.model
+    import torch
+    from safetensors.torch import load_file
+
+    model = clip.model.build_model(load_file(str(safetensors_path))).float().eval()
+    size = model.visual.input_resolution
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, (torch.zeros(1, 3, size, size), clip.tokenize(["a"])), check_trace=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    traced.save(str(target))
+    return target
+
+
+def _link(source: Path, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target.unlink()
+    os.link(source, target)
+    return target
+
+
+def vbench_layout(paths: dict[str, Path], cache: Path) -> None:
+    """Put the same weights where vbench 0.1.5 looks for them with ``local=True``."""
+    import torch
+
+    from omnieval.metrics.vbench.viclip_dims import ensure_viclip_bpe
+
+    placed = {
+        "raft": cache / "raft_model" / "models" / "raft-things.pth",
+        "amt": cache / "amt_model" / "amt-s.pth",
+        "musiq": cache / "pyiqa_model" / "musiq_spaq_ckpt-358bb6af.pth",
+        "laion_head": cache / "aesthetic_model" / "emb_reader" / "sa_0_4_vit_l_14_linear.pth",
+        "viclip": cache / "ViCLIP" / "ViClip-InternVid-10M-FLT.pth",
+        "umt": cache / "umt_model" / "l16_ptk710_ftk710_ftk400_f16_res224.pth",
+    }
+    for key, target in placed.items():
+        if key in paths:
+            _link(paths[key], target)
+    if "dino" in paths:
+        hub = cache / "dino_model" / "facebookresearch_dino_main"
+        hub.mkdir(parents=True, exist_ok=True)
+        (hub / "hubconf.py").write_text(DINO_HUBCONF)
+        _link(paths["dino"], cache / "dino_model" / "dino_vitbase16_pretrain.pth")
+    if "clip_b32" in paths:
+        clip_jit_archive(paths["clip_b32"], cache / "clip_model" / "ViT-B-32.pt")
+    if "clip_l14" in paths:
+        clip_jit_archive(paths["clip_l14"], cache / "clip_model" / "ViT-L-14.pt")
+    if "viclip" in paths:
+        ensure_viclip_bpe()
+    del torch
+
+
+def write_weights(dims: tuple[str, ...], weights_dir: Path, cache: Path) -> dict[str, float]:
+    """Random weights for ``dims`` (seed 0 each), in both layouts; returns seconds per network."""
+    import torch
+    from bench_vbench_dims import WEIGHTS
+
+    from omnieval.metrics.weights import spec
+
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    paths, seconds = {}, {}
+    for key, (weight_id, users) in NETWORKS.items():
+        if not set(users) & set(dims):
+            continue
+        start = time.perf_counter()
+        torch.manual_seed(0)
+        written = WEIGHTS[key](weights_dir)
+        paths[key] = _link(written, weights_dir / spec(weight_id).filename) if written.name != spec(weight_id).filename else written
+        seconds[key] = time.perf_counter() - start
+    start = time.perf_counter()
+    vbench_layout(paths, cache)
+    seconds["vbench layout"] = time.perf_counter() - start
+    return seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# vbench's environment patches (human_action only)
+# ---------------------------------------------------------------------------------------------
+def patch_vbench_for_human_action() -> None:
+    import types
+
+    import timm.models._registry as timm_registry
+
+    try:
+        __import__("numpy.lib.function_base")
+    except ImportError:
+        stand_in = types.ModuleType("numpy.lib.function_base")
+
+        def disp(*_a, **_k):
+            raise RuntimeError("numpy.lib.function_base stand-in: disp is not part of the human_action evaluation")
+
+        stand_in.disp = disp
+        sys.modules["numpy.lib.function_base"] = stand_in
+    from vbench.third_party.umt.models import modeling_finetune
+
+    builder = modeling_finetune.vit_large_patch16_224
+
+    def without_cache_dir(pretrained=False, **kwargs):
+        kwargs.pop("cache_dir", None)
+        return builder(pretrained=pretrained, **kwargs)
+
+    timm_registry._model_entrypoints["vit_large_patch16_224"] = without_cache_dir
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing helpers
+# ---------------------------------------------------------------------------------------------
+def split_decodes(events: list[tuple[str, float, Any]]) -> tuple[dict[str, float], dict[str, float], float]:
+    """Per dimension: seconds inside ``contributions``, decode seconds charged to it, and decode seconds spent by
+    the model (the predictions import).  A run of decodes is charged evenly to the metrics called after it and
+    before the next decode."""
+    compute: dict[str, float] = {}
+    decode: dict[str, float] = {}
+    model_decode = 0.0
+    run_seconds, callers, in_calls = 0.0, [], False
+    for kind, seconds, what in events + [("decode", 0.0, False)]:
+        if kind == "decode":
+            if what:
+                model_decode += seconds
+                continue
+            if in_calls:  # a decode after some calls closes the previous run
+                for name in callers:
+                    decode[name] = decode.get(name, 0.0) + run_seconds / len(callers)
+                run_seconds, callers, in_calls = 0.0, [], False
+            run_seconds += seconds
+        else:
+            compute[what] = compute.get(what, 0.0) + seconds
+            callers.append(what)
+            in_calls = True
+    return compute, decode, model_decode
+
+
+@contextlib.contextmanager
+def instrument_omnieval(dims: tuple[str, ...], events: list):
+    """Time every ``read_video`` (flagging those made by a model) and every VBench metric's ``contributions``."""
+    import omnieval.media as media
+    from omnieval.registry import get_metric
+
+    originals: list[tuple[Any, str, Any]] = []
+
+    def wrap(owner, name, make):
+        originals.append((owner, name, owner.__dict__.get(name, None)))
+        setattr(owner, name, make(getattr(owner, name)))
+
+    def timed_read(read):
+        def read_video(*args, **kwargs):
+            start = time.perf_counter()
+            out = read(*args, **kwargs)
+            events.append(("decode", time.perf_counter() - start, _called_by_model()))
+            return out
+        return read_video
+
+    def timed_contributions(contributions, dim):
+        def wrapper(self, inputs):
+            start = time.perf_counter()
+            out = contributions(self, inputs)
+            events.append(("compute", time.perf_counter() - start, dim))
+            return out
+        return wrapper
+
+    wrap(media, "read_video", timed_read)
+    for dim in dims:
+        cls = get_metric(f"vbench_{dim}")
+        wrap(cls, "contributions", lambda f, dim=dim: timed_contributions(f, dim))
+    try:
+        yield
+    finally:
+        for owner, name, original in reversed(originals):
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+def _called_by_model() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if f"omnieval{os.sep}models{os.sep}" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextlib.contextmanager
+def instrument_vbench(dims: tuple[str, ...], seconds: dict[str, float]):
+    """Time every ``vbench.<dimension>.compute_<dimension>`` that ``VBench.evaluate`` calls."""
+    import importlib
+
+    saved = []
+    for dim in dims:
+        module = importlib.import_module(f"vbench.{dim}")
+        original = getattr(module, f"compute_{dim}")
+
+        def timed(*args, _original=original, _dim=dim, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                seconds[_dim] = seconds.get(_dim, 0.0) + time.perf_counter() - start
+
+        setattr(module, f"compute_{dim}", timed)
+        saved.append((module, f"compute_{dim}", original))
+    try:
+        yield
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+
+
+# ---------------------------------------------------------------------------------------------
+# The three runs
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class SideResult:
+    total: float
+    per_dimension: dict[str, float]
+    values: dict[str, float]
+    per_video: dict[str, dict[str, float]]  # dimension -> file name -> value (omnieval's scale)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_vbench(suite: Suite, dims: tuple[str, ...], folder: Path, work: Path) -> SideResult:
+    from vbench import VBench
+
+    info = work / "vbench_subset_full_info.json"
+    info.write_text(json.dumps(suite.vbench_entries))
+    seconds: dict[str, float] = {}
+    log = io.StringIO()
+    with instrument_vbench(dims, seconds), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        start = time.perf_counter()
+        bench = VBench("cpu", str(info), str(work / "vbench_out"))
+        bench.evaluate(videos_path=str(folder), name="bench", dimension_list=list(dims), local=True, mode="vbench_standard")
+        total = time.perf_counter() - start
+    results = json.loads((work / "vbench_out" / "bench_eval_results.json").read_text())
+    values = {dim: float(results[dim][0]) for dim in dims}
+    per_video = {dim: {Path(r["video_path"]).name: float(r["video_results"]) / PER_VIDEO_SCALE.get(dim, 1.0)
+                       for r in results[dim][1]} for dim in dims}
+    return SideResult(total, seconds, values, per_video)
+
+
+def run_omnieval(dims: tuple[str, ...], folder: Path, tasks: Path, work: Path) -> SideResult:
+    from omnieval.cli import main as omnieval_main
+
+    out = work / "omnieval_out"
+    argv = ["run", "--model", "predictions", "--model_args", f"path={folder},naming=vbench", "--tasks", "vbench_bench",
+            "--include_path", str(tasks), "--output_path", str(out), "--log_samples"]
+    events: list = []
+    log = io.StringIO()
+    with instrument_omnieval(dims, events), contextlib.redirect_stdout(log):
+        start = time.perf_counter()
+        status = omnieval_main(argv)
+        total = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"omnieval run failed ({status}): {log.getvalue()[-2000:]}")
+    compute, decode, model_decode = split_decodes(events)
+    data = json.loads((out / "results.json").read_text())
+    values = {dim: _metric_value(data["results"]["vbench_bench"], dim) for dim in dims}
+    per_video: dict[str, dict[str, float]] = {dim: {} for dim in dims}
+    for line in (out / "samples" / "vbench_bench.scored.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        name = Path(rec["info"]["source_file"]).name
+        for label, contribution in rec["scores"].items():
+            dim = label.removeprefix("vbench_")
+            if dim in contribution:
+                per_video[dim][name] = float(contribution[dim])
+    per_dimension = {dim: compute.get(dim, 0.0) + decode.get(dim, 0.0) for dim in dims}
+    extra = {"compute": compute, "decode": decode, "model_decode": model_decode, "timing": data.get("timing", {}),
+             "decodes": sum(1 for kind, _, _ in events if kind == "decode"), "command": "omnieval " + " ".join(argv)}
+    return SideResult(total, per_dimension, values, per_video, extra)
+
+
+def _metric_value(metrics: dict, dim: str) -> float:
+    """The dimension's value in ``results.json``: the entry named ``dim`` (``<label>/<dim>`` or ``<dim>``)."""
+    for key, entry in metrics.items():
+        if key == dim or key.endswith("/" + dim):
+            return float(entry["value"] if isinstance(entry, dict) else entry)
+    raise KeyError(f"no value for {dim} in results.json ({sorted(metrics)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# The limit: decode once, load once, forward passes only (batched across videos)
+# ---------------------------------------------------------------------------------------------
+#: network -> loader(weight path of its manifest id(s)) ; shared networks are loaded once
+def _loaders() -> dict[str, Callable[[], Any]]:
+    from omnieval.metrics.vbench import clip_dims, consistency, motion, quality_dims, semantic_dims, viclip_dims
+    from omnieval.metrics.weights import resolve
+
+    return {
+        "dino": lambda: consistency.load_dino_vitb16(resolve("vbench_dino_vitb16")),
+        "clip_b32": lambda: consistency.load_openai_clip(resolve("vbench_clip_vit_b32")),
+        "clip_l14": lambda: (consistency.load_openai_clip(resolve("vbench_clip_vit_l14")),
+                             clip_dims.load_aesthetic_head(resolve("vbench_laion_aesthetic"))),
+        "viclip": lambda: viclip_dims.load_viclip(resolve("vbench_viclip")),
+        "musiq": lambda: quality_dims.musiq_network(resolve("vbench_musiq_spaq")),
+        "raft": lambda: motion.load_raft(str(resolve("vbench_raft_things")), "cpu"),
+        "amt": lambda: motion.load_amt(str(resolve("vbench_amt_s")), "cpu"),
+        "umt": lambda: semantic_dims.load_umt(resolve("vbench_umt_l16")),
+    }
+
+
+#: dimension -> network it runs
+DIMENSION_NETWORK = {
+    "subject_consistency": "dino", "background_consistency": "clip_b32", "appearance_style": "clip_b32",
+    "aesthetic_quality": "clip_l14", "temporal_style": "viclip", "overall_consistency": "viclip",
+    "imaging_quality": "musiq", "dynamic_degree": "raft", "motion_smoothness": "amt", "human_action": "umt",
+    "temporal_flickering": None,
+}
+
+
+def _batches(x, size: int):
+    return [x[i : i + size] for i in range(0, len(x), size)]
+
+
+def limit_inputs(dim: str, videos: list, docs: list[dict]):
+    """(network, list of forward closures' argument tuples) for ``dim`` on its ``videos`` (untimed preparation)."""
+    import clip
+    import torch
+
+    from omnieval.metrics.vbench import consistency as C
+    from omnieval.metrics.vbench import motion, quality_dims, semantic_dims, viclip_dims
+
+    frames = [v.frames for v in videos]
+    if dim == "subject_consistency":
+        x = torch.cat([C.preprocess(f, 224, interpolation="bilinear", crop=False, mean=C.IMAGENET_MEAN, std=C.IMAGENET_STD) for f in frames])
+        return [(b,) for b in _batches(x, 32)]
+    if dim in ("background_consistency", "aesthetic_quality"):
+        x = torch.cat([C.preprocess(f, 224, interpolation="bicubic", crop=True, mean=C.CLIP_MEAN, std=C.CLIP_STD) for f in frames])
+        return [(b,) for b in _batches(x, 32)]
+    if dim == "appearance_style":
+        from omnieval.metrics.vbench.clip_dims import pil_clip_preprocess
+
+        x = torch.cat([pil_clip_preprocess(f) for f in frames])
+        styles = sorted({d["auxiliary_info"]["appearance_style"]["appearance_style"] for d in docs})
+        return [(b, None) for b in _batches(x, 32)] + [(None, clip.tokenize(styles))]
+    if dim in ("temporal_style", "overall_consistency"):
+        clips = torch.stack([C.preprocess(f[viclip_dims.vbench_middle_indices(8, len(f))], 224, interpolation="bicubic",
+                                          crop=True, mean=C.CLIP_MEAN, std=C.CLIP_STD, quantized=True) for f in frames])
+        return [(b, None) for b in _batches(clips, 4)] + [(None, d["prompt"]) for d in docs]
+    if dim == "imaging_quality":
+        x = torch.cat([quality_dims.musiq_input(f) for f in frames])
+        return [(b,) for b in _batches(x, 16)]
+    if dim == "dynamic_degree":
+        firsts, seconds = [], []
+        for v in videos:
+            sub = v.frames[:: motion.dynamic_interval(v.fps)]
+            a = torch.from_numpy(np.ascontiguousarray(sub[:-1])).permute(0, 3, 1, 2).float()
+            b = torch.from_numpy(np.ascontiguousarray(sub[1:])).permute(0, 3, 1, 2).float()
+            a, b = motion.pad_to_multiple(a, b)
+            firsts.append(a)
+            seconds.append(b)
+        a, b = torch.cat(firsts), torch.cat(seconds)
+        return list(zip(_batches(a, 8), _batches(b, 8)))
+    if dim == "motion_smoothness":
+        from vbench.third_party.amt.utils.utils import InputPadder
+
+        firsts, seconds = [], []
+        for f in frames:
+            kept = torch.from_numpy(np.ascontiguousarray(f[0::2])).permute(0, 3, 1, 2).float().div(255.0)
+            kept = InputPadder(kept.shape, 16).pad(kept)
+            firsts.append(kept[:-1])
+            seconds.append(kept[1:])
+        a, b = torch.cat(firsts), torch.cat(seconds)
+        return list(zip(_batches(a, 8), _batches(b, 8)))
+    if dim == "human_action":
+        x = torch.cat([semantic_dims.umt_clip(f) for f in frames])
+        return [(b,) for b in _batches(x, 2)]
+    return []
+
+
+def limit_forward(dim: str, network, args) -> None:
+    import torch
+
+    from omnieval.metrics.vbench.motion import RAFT_ITERS
+
+    if dim == "subject_consistency":
+        from omnieval.metrics.vbench.consistency import dino_features
+
+        dino_features(network, args[0])
+    elif dim in ("background_consistency",):
+        network.encode_image(args[0])
+    elif dim == "aesthetic_quality":
+        model, head = network
+        head(torch.nn.functional.normalize(model.encode_image(args[0]).float(), dim=-1))
+    elif dim == "appearance_style":
+        network.encode_image(args[0]) if args[0] is not None else network.encode_text(args[1])
+    elif dim in ("temporal_style", "overall_consistency"):
+        network.encode_vision(args[0], test=True) if args[0] is not None else network.encode_text(args[1])
+    elif dim == "imaging_quality":
+        network(args[0])
+    elif dim == "dynamic_degree":
+        network(args[0], args[1], iters=RAFT_ITERS, test_mode=True)
+    elif dim == "motion_smoothness":
+        embt = torch.full((len(args[0]), 1, 1, 1), 0.5)
+        network(args[0], args[1], embt, scale_factor=1.0, eval=True)
+    elif dim == "human_action":
+        network(args[0])
+
+
+def run_limit(suite: Suite, dims: tuple[str, ...]) -> dict[str, Any]:
+    """Decode every file once, load each network once, run only the forward passes (see the module docstring)."""
+    import torch
+
+    from omnieval.media import read_video
+
+    start = time.perf_counter()
+    decoded = {p.name: read_video(p) for p in suite.files}
+    decode_s = time.perf_counter() - start
+    loaders = _loaders()
+    networks, load_s = {}, {}
+    for dim in dims:
+        key = DIMENSION_NETWORK[dim]
+        if key and key not in networks:
+            start = time.perf_counter()
+            networks[key] = loaders[key]()
+            load_s[key] = time.perf_counter() - start
+    forward_s = {}
+    from omnieval.metrics.vbench.naming import video_filename
+
+    for dim in dims:
+        docs = [d for d in suite.docs if dim in d["dimension"]]
+        videos = [decoded[video_filename(d["prompt"], i)] for d in docs for i in range(d["num_samples"])]
+        key = DIMENSION_NETWORK[dim]
+        inputs = limit_inputs(dim, videos, docs) if key else []
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for args in inputs:
+                limit_forward(dim, networks[key], args)
+        forward_s[dim] = time.perf_counter() - start
+    del networks
+    return {"decode": decode_s, "load": load_s, "forward": forward_s,
+            "total": decode_s + sum(load_s.values()) + sum(forward_s.values())}
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+def compare(dims, vb: SideResult, om: SideResult) -> dict[str, tuple[float, float, bool]]:
+    """Per dimension: (|value diff|, max per-video |diff|, within tolerance)."""
+    out = {}
+    for dim in dims:
+        diff = abs(vb.values[dim] - om.values[dim])
+        names = set(vb.per_video[dim]) | set(om.per_video[dim])
+        per_video = max((abs(vb.per_video[dim].get(n, np.nan) - om.per_video[dim].get(n, np.nan)) for n in names), default=0.0)
+        ok = diff <= TOLERANCE[dim] + 1e-12 and not np.isnan(per_video) and per_video <= TOLERANCE[dim] * PER_VIDEO_SCALE.get(dim, 1.0) + 1e-12
+        out[dim] = (diff, per_video, ok)
+    return out
+
+
+def report(args, suite: Suite, dims, vb: SideResult, om: SideResult, limit: dict, weights_s: dict) -> bool:
+    videos_per_dim = {dim: sum(d["num_samples"] for d in suite.docs if dim in d["dimension"]) for dim in dims}
+    print(f"\n{len(suite.files)} videos ({args.frames} frames, {args.height}x{args.width}, {args.fps:g} fps, H.264 crf 23), "
+          f"{len(suite.docs)} prompts, random weights at real sizes, CPU, torch threads {args.threads}")
+    print(f"random weights written in {sum(weights_s.values()):.1f} s (not timed below)")
+    print(f"omnieval command: {om.extra['command']}")
+    checks = compare(dims, vb, om)
+    compute, decode = om.extra["compute"], om.extra["decode"]
+    head = (f"{'dimension':<23}{'videos':>7}{'vbench s':>10}{'omni s':>9}{'ratio':>7}{'compute':>9}{'decode':>8}"
+            f"{'limit fwd':>10}{'compute/limit':>14}   value vbench / omnieval, |diff| (per-video max), tolerance")
+    print("\n" + head)
+    ok_all = True
+    for dim in dims:
+        diff, per_video, ok = checks[dim]
+        ok_all &= ok
+        lim = limit["forward"].get(dim, 0.0)
+        key = DIMENSION_NETWORK[dim]
+        print(f"{dim:<23}{videos_per_dim[dim]:>7}{vb.per_dimension.get(dim, 0.0):>10.2f}{om.per_dimension[dim]:>9.2f}"
+              f"{vb.per_dimension.get(dim, 0.0) / max(om.per_dimension[dim], 1e-9):>6.2f}x{compute.get(dim, 0.0):>9.2f}"
+              f"{decode.get(dim, 0.0):>8.2f}{lim:>10.2f}{(compute.get(dim, 0.0) / lim if lim else float('nan')):>13.2f}x"
+              f"   {vb.values[dim]:.7f} / {om.values[dim]:.7f}, {diff:.1e} ({per_video:.1e}), {TOLERANCE[dim]:g}"
+              f"{'' if ok else '  MISMATCH'}{'' if key is None else ''}")
+    timing = om.extra["timing"]
+    print(f"\nend to end from files   vbench evaluate {vb.total:8.2f} s   omnieval run {om.total:8.2f} s   "
+          f"ratio {vb.total / om.total:.2f}x   (target >= 1.5x)")
+    print(f"  omnieval run: predictions import {timing.get('generate_s', 0.0):.2f} s (of which decoding "
+          f"{om.extra['model_decode']:.2f} s), metric compute {sum(compute.values()):.2f} s, decoding for the metrics "
+          f"{sum(decode.values()):.2f} s ({om.extra['decodes']} decodes of {len(suite.files)} files in all), "
+          f"runner's load_s {timing.get('load_s', 0.0):.2f} s")
+    load_total = sum(limit["load"].values())
+    print(f"limit                   {limit['total']:8.2f} s = decode once {limit['decode']:.2f} s + load once "
+          f"{load_total:.2f} s ({', '.join(f'{k} {v:.1f}' for k, v in limit['load'].items())}) + forward passes "
+          f"{sum(limit['forward'].values()):.2f} s")
+    print(f"omnieval / limit        end to end {om.total / limit['total']:.2f}x   metric compute (incl. loading) "
+          f"{sum(compute.values()) / (load_total + sum(limit['forward'].values())):.2f}x   (target <= 1.10x)")
+    print(f"vbench / limit          {vb.total / limit['total']:.2f}x")
+    slower = [d for d in dims if vb.per_dimension.get(d, 0.0) < om.per_dimension[d]]
+    print(f"dimensions slower than vbench: {', '.join(slower) if slower else 'none'}")
+    print(f"values equal within tolerance: {'yes' if ok_all else 'NO'}")
+    return ok_all
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=2, help="suite prompts per dimension")
+    parser.add_argument("--samples", type=int, default=2, help="videos per prompt (1-5: vbench reads indices 0-4)")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--height", type=int, default=256, help="RAFT and AMT-S need >= 128")
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--fps", type=float, default=8.0)
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--dims", default=",".join(DEFAULT_DIMS), help=f"comma-separated, or 'all' ({', '.join(RUNNABLE)})")
+    parser.add_argument("--keep", default=None, help="work in this folder and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    args.dims = RUNNABLE if args.dims == "all" else tuple(d.strip() for d in args.dims.split(",") if d.strip())
+    unknown = [d for d in args.dims if d not in RUNNABLE]
+    if unknown:
+        parser.error(f"cannot run under vbench here: {', '.join(unknown)} (runnable: {', '.join(RUNNABLE)})")
+    if not 1 <= args.samples <= 5:
+        parser.error("--samples must be 1..5 (vbench's standard mode reads indices 0-4)")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    dims = tuple(d for d in RUNNABLE if d in args.dims)
+    with contextlib.ExitStack() as stack:
+        work = Path(args.keep) if args.keep else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        work.mkdir(parents=True, exist_ok=True)
+        os.environ["VBENCH_CACHE_DIR"] = str(work / "vbench_cache")  # before vbench is imported
+        os.environ["OMNIEVAL_WEIGHTS_DIR"] = str(work / "weights")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ["OMNIEVAL_DEVICE"] = "cpu"
+        warnings.filterwarnings("ignore")
+        import logging
+
+        logging.disable(logging.WARNING)
+        import torch
+
+        torch.set_num_threads(args.threads)
+        # imports of both sides, before any timing
+        import vbench  # noqa: F401
+        import omnieval.cli  # noqa: F401
+        from omnieval.metrics.vbench import clip_dims, consistency, flicker, motion, quality_dims, semantic_dims, viclip_dims  # noqa: F401
+        import importlib
+
+        if "human_action" in dims:
+            patch_vbench_for_human_action()
+        for dim in dims:
+            importlib.import_module(f"vbench.{dim}")
+        suite = select_prompts(dims, args.prompts, args.samples)
+        folder = work / "videos"
+        if folder.exists():
+            shutil.rmtree(folder)
+        write_folder(suite, folder, args.samples, args.frames, args.height, args.width, args.fps)
+        tasks = write_task(suite, dims, work / "tasks")
+        print(f"{len(suite.files)} videos in {folder}; writing random weights ...", flush=True)
+        weights_s = write_weights(dims, work / "weights", work / "vbench_cache")
+        for out in ("vbench_out", "omnieval_out"):
+            shutil.rmtree(work / out, ignore_errors=True)
+        print("vbench evaluate ...", flush=True)
+        vb = run_vbench(suite, dims, folder, work)
+        print(f"  {vb.total:.1f} s\nomnieval run ...", flush=True)
+        om = run_omnieval(dims, folder, tasks, work)
+        print(f"  {om.total:.1f} s\nlimit ...", flush=True)
+        limit = run_limit(suite, dims)
+        print(f"  {limit['total']:.1f} s", flush=True)
+        ok = report(args, suite, dims, vb, om, limit, weights_s)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
