@@ -334,26 +334,56 @@ def patch_vbench_for_human_action() -> None:
 # ---------------------------------------------------------------------------------------------
 # Timing helpers
 # ---------------------------------------------------------------------------------------------
-def split_decodes(events: list[tuple[str, float, Any]]) -> tuple[dict[str, float], dict[str, float], float]:
-    """Per dimension: seconds inside ``contributions``, decode seconds charged to it, and decode seconds spent by
+@dataclass(frozen=True)
+class Span:
+    """Seconds of wall clock and of this process's CPU time (all threads).  On a machine shared with other jobs
+    the CPU seconds are the steadier measure of the work done; the wall seconds are what a user waits."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __add__(self, other: "Span") -> "Span":
+        return Span(self.wall + other.wall, self.cpu + other.cpu)
+
+    def __sub__(self, other: "Span") -> "Span":
+        return Span(self.wall - other.wall, self.cpu - other.cpu)
+
+    def __truediv__(self, n: float) -> "Span":
+        return Span(self.wall / n, self.cpu / n)
+
+
+def now() -> Span:
+    return Span(time.perf_counter(), time.process_time())
+
+
+def ratio(a: Span, b: Span) -> Span:
+    return Span(a.wall / max(b.wall, 1e-9), a.cpu / max(b.cpu, 1e-9))
+
+
+def total(spans) -> Span:
+    return sum(spans, Span())
+
+
+def split_decodes(events: list[tuple[str, Span, Any]]) -> tuple[dict[str, Span], dict[str, Span], Span]:
+    """Per dimension: time inside ``contributions`` and decode time charged to it, and the decode time spent by
     the model (the predictions import).  A run of decodes is charged evenly to the metrics called after it and
     before the next decode."""
-    compute: dict[str, float] = {}
-    decode: dict[str, float] = {}
-    model_decode = 0.0
-    run_seconds, callers, in_calls = 0.0, [], False
-    for kind, seconds, what in events + [("decode", 0.0, False)]:
+    compute: dict[str, Span] = {}
+    decode: dict[str, Span] = {}
+    model_decode = Span()
+    run, callers, in_calls = Span(), [], False
+    for kind, span, what in events + [("decode", Span(), False)]:
         if kind == "decode":
             if what:
-                model_decode += seconds
+                model_decode += span
                 continue
             if in_calls:  # a decode after some calls closes the previous run
                 for name in callers:
-                    decode[name] = decode.get(name, 0.0) + run_seconds / len(callers)
-                run_seconds, callers, in_calls = 0.0, [], False
-            run_seconds += seconds
+                    decode[name] = decode.get(name, Span()) + run / len(callers)
+                run, callers, in_calls = Span(), [], False
+            run += span
         else:
-            compute[what] = compute.get(what, 0.0) + seconds
+            compute[what] = compute.get(what, Span()) + span
             callers.append(what)
             in_calls = True
     return compute, decode, model_decode
@@ -373,17 +403,17 @@ def instrument_omnieval(dims: tuple[str, ...], events: list):
 
     def timed_read(read):
         def read_video(*args, **kwargs):
-            start = time.perf_counter()
+            start = now()
             out = read(*args, **kwargs)
-            events.append(("decode", time.perf_counter() - start, _called_by_model()))
+            events.append(("decode", now() - start, _called_by_model()))
             return out
         return read_video
 
     def timed_contributions(contributions, dim):
         def wrapper(self, inputs):
-            start = time.perf_counter()
+            start = now()
             out = contributions(self, inputs)
-            events.append(("compute", time.perf_counter() - start, dim))
+            events.append(("compute", now() - start, dim))
             return out
         return wrapper
 
@@ -411,7 +441,7 @@ def _called_by_model() -> bool:
 
 
 @contextlib.contextmanager
-def instrument_vbench(dims: tuple[str, ...], seconds: dict[str, float]):
+def instrument_vbench(dims: tuple[str, ...], seconds: dict[str, Span]):
     """Time every ``vbench.<dimension>.compute_<dimension>`` that ``VBench.evaluate`` calls."""
     import importlib
 
@@ -421,11 +451,11 @@ def instrument_vbench(dims: tuple[str, ...], seconds: dict[str, float]):
         original = getattr(module, f"compute_{dim}")
 
         def timed(*args, _original=original, _dim=dim, **kwargs):
-            start = time.perf_counter()
+            start = now()
             try:
                 return _original(*args, **kwargs)
             finally:
-                seconds[_dim] = seconds.get(_dim, 0.0) + time.perf_counter() - start
+                seconds[_dim] = seconds.get(_dim, Span()) + (now() - start)
 
         setattr(module, f"compute_{dim}", timed)
         saved.append((module, f"compute_{dim}", original))
@@ -441,8 +471,8 @@ def instrument_vbench(dims: tuple[str, ...], seconds: dict[str, float]):
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class SideResult:
-    total: float
-    per_dimension: dict[str, float]
+    total: Span
+    per_dimension: dict[str, Span]
     values: dict[str, float]
     per_video: dict[str, dict[str, float]]  # dimension -> file name -> value (omnieval's scale)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -453,18 +483,18 @@ def run_vbench(suite: Suite, dims: tuple[str, ...], folder: Path, work: Path) ->
 
     info = work / "vbench_subset_full_info.json"
     info.write_text(json.dumps(suite.vbench_entries))
-    seconds: dict[str, float] = {}
+    seconds: dict[str, Span] = {}
     log = io.StringIO()
     with instrument_vbench(dims, seconds), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        start = time.perf_counter()
+        start = now()
         bench = VBench("cpu", str(info), str(work / "vbench_out"))
         bench.evaluate(videos_path=str(folder), name="bench", dimension_list=list(dims), local=True, mode="vbench_standard")
-        total = time.perf_counter() - start
+        elapsed = now() - start
     results = json.loads((work / "vbench_out" / "bench_eval_results.json").read_text())
     values = {dim: float(results[dim][0]) for dim in dims}
     per_video = {dim: {Path(r["video_path"]).name: float(r["video_results"]) / PER_VIDEO_SCALE.get(dim, 1.0)
                        for r in results[dim][1]} for dim in dims}
-    return SideResult(total, seconds, values, per_video)
+    return SideResult(elapsed, seconds, values, per_video)
 
 
 def run_omnieval(dims: tuple[str, ...], folder: Path, tasks: Path, work: Path) -> SideResult:
@@ -476,9 +506,9 @@ def run_omnieval(dims: tuple[str, ...], folder: Path, tasks: Path, work: Path) -
     events: list = []
     log = io.StringIO()
     with instrument_omnieval(dims, events), contextlib.redirect_stdout(log):
-        start = time.perf_counter()
+        start = now()
         status = omnieval_main(argv)
-        total = time.perf_counter() - start
+        elapsed = now() - start
     if status != 0:
         raise RuntimeError(f"omnieval run failed ({status}): {log.getvalue()[-2000:]}")
     compute, decode, model_decode = split_decodes(events)
@@ -492,10 +522,10 @@ def run_omnieval(dims: tuple[str, ...], folder: Path, tasks: Path, work: Path) -
             dim = label.removeprefix("vbench_")
             if dim in contribution:
                 per_video[dim][name] = float(contribution[dim])
-    per_dimension = {dim: compute.get(dim, 0.0) + decode.get(dim, 0.0) for dim in dims}
+    per_dimension = {dim: compute.get(dim, Span()) + decode.get(dim, Span()) for dim in dims}
     extra = {"compute": compute, "decode": decode, "model_decode": model_decode, "timing": data.get("timing", {}),
              "decodes": sum(1 for kind, _, _ in events if kind == "decode"), "command": "omnieval " + " ".join(argv)}
-    return SideResult(total, per_dimension, values, per_video, extra)
+    return SideResult(elapsed, per_dimension, values, per_video, extra)
 
 
 def _metric_value(metrics: dict, dim: str) -> float:
@@ -631,17 +661,17 @@ def run_limit(suite: Suite, dims: tuple[str, ...]) -> dict[str, Any]:
 
     from omnieval.media import read_video
 
-    start = time.perf_counter()
+    start = now()
     decoded = {p.name: read_video(p) for p in suite.files}
-    decode_s = time.perf_counter() - start
+    decode_s = now() - start
     loaders = _loaders()
     networks, load_s = {}, {}
     for dim in dims:
         key = DIMENSION_NETWORK[dim]
         if key and key not in networks:
-            start = time.perf_counter()
+            start = now()
             networks[key] = loaders[key]()
-            load_s[key] = time.perf_counter() - start
+            load_s[key] = now() - start
     forward_s = {}
     from omnieval.metrics.vbench.naming import video_filename
 
@@ -650,69 +680,78 @@ def run_limit(suite: Suite, dims: tuple[str, ...]) -> dict[str, Any]:
         videos = [decoded[video_filename(d["prompt"], i)] for d in docs for i in range(d["num_samples"])]
         key = DIMENSION_NETWORK[dim]
         inputs = limit_inputs(dim, videos, docs) if key else []
-        start = time.perf_counter()
+        start = now()
         with torch.inference_mode():
             for args in inputs:
                 limit_forward(dim, networks[key], args)
-        forward_s[dim] = time.perf_counter() - start
+        forward_s[dim] = now() - start
     del networks
     return {"decode": decode_s, "load": load_s, "forward": forward_s,
-            "total": decode_s + sum(load_s.values()) + sum(forward_s.values())}
+            "total": decode_s + total(load_s.values()) + total(forward_s.values())}
 
 
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
 def compare(dims, vb: SideResult, om: SideResult) -> dict[str, tuple[float, float, bool]]:
-    """Per dimension: (|value diff|, max per-video |diff|, within tolerance)."""
+    """Per dimension: (|value diff|, max per-video |diff| (inf if the two sides scored different videos), within
+    tolerance)."""
     out = {}
     for dim in dims:
         diff = abs(vb.values[dim] - om.values[dim])
-        names = set(vb.per_video[dim]) | set(om.per_video[dim])
-        per_video = max((abs(vb.per_video[dim].get(n, np.nan) - om.per_video[dim].get(n, np.nan)) for n in names), default=0.0)
-        ok = diff <= TOLERANCE[dim] + 1e-12 and not np.isnan(per_video) and per_video <= TOLERANCE[dim] * PER_VIDEO_SCALE.get(dim, 1.0) + 1e-12
-        out[dim] = (diff, per_video, ok)
+        a, b = vb.per_video[dim], om.per_video[dim]
+        per_video = max((abs(a[n] - b[n]) for n in a), default=0.0) if set(a) == set(b) else float("inf")
+        out[dim] = (diff, per_video, max(diff, per_video) <= TOLERANCE[dim] + 1e-12)
     return out
 
 
-def report(args, suite: Suite, dims, vb: SideResult, om: SideResult, limit: dict, weights_s: dict) -> bool:
+def _fmt(span: Span) -> str:
+    return f"{span.wall:7.2f} {span.cpu:7.2f}"
+
+
+def _x(r: Span) -> str:
+    return f"{r.wall:5.2f}x {r.cpu:5.2f}x"
+
+
+def report(args, suite: Suite, dims, vb: SideResult, om: SideResult, limit: dict, weights_s: dict, load: tuple) -> bool:
     videos_per_dim = {dim: sum(d["num_samples"] for d in suite.docs if dim in d["dimension"]) for dim in dims}
     print(f"\n{len(suite.files)} videos ({args.frames} frames, {args.height}x{args.width}, {args.fps:g} fps, H.264 crf 23), "
-          f"{len(suite.docs)} prompts, random weights at real sizes, CPU, torch threads {args.threads}")
-    print(f"random weights written in {sum(weights_s.values()):.1f} s (not timed below)")
+          f"{len(suite.docs)} prompts, random weights at real sizes, CPU, torch threads {args.threads}; "
+          f"load average before / after: {load[0]} / {load[1]}")
+    print(f"random weights written in {sum(weights_s.values()):.1f} s (not timed)")
     print(f"omnieval command: {om.extra['command']}")
+    print("times: wall s / CPU s (all threads of this process); ratios: vbench / omnieval, wall / CPU")
     checks = compare(dims, vb, om)
     compute, decode = om.extra["compute"], om.extra["decode"]
-    head = (f"{'dimension':<23}{'videos':>7}{'vbench s':>10}{'omni s':>9}{'ratio':>7}{'compute':>9}{'decode':>8}"
-            f"{'limit fwd':>10}{'compute/limit':>14}   value vbench / omnieval, |diff| (per-video max), tolerance")
-    print("\n" + head)
+    print(f"\n{'dimension':<23}{'videos':>6} {'vbench wall/cpu':>15} {'omnieval wall/cpu':>17} {'ratio wall/cpu':>14} "
+          f"{'compute':>8}{'decode':>8} {'limit fwd':>9} {'compute/limit':>13}  value vbench / omnieval, |diff| (per video), tol")
     ok_all = True
     for dim in dims:
         diff, per_video, ok = checks[dim]
         ok_all &= ok
-        lim = limit["forward"].get(dim, 0.0)
-        key = DIMENSION_NETWORK[dim]
-        print(f"{dim:<23}{videos_per_dim[dim]:>7}{vb.per_dimension.get(dim, 0.0):>10.2f}{om.per_dimension[dim]:>9.2f}"
-              f"{vb.per_dimension.get(dim, 0.0) / max(om.per_dimension[dim], 1e-9):>6.2f}x{compute.get(dim, 0.0):>9.2f}"
-              f"{decode.get(dim, 0.0):>8.2f}{lim:>10.2f}{(compute.get(dim, 0.0) / lim if lim else float('nan')):>13.2f}x"
-              f"   {vb.values[dim]:.7f} / {om.values[dim]:.7f}, {diff:.1e} ({per_video:.1e}), {TOLERANCE[dim]:g}"
-              f"{'' if ok else '  MISMATCH'}{'' if key is None else ''}")
+        v, o = vb.per_dimension.get(dim, Span()), om.per_dimension[dim]
+        c, lim = compute.get(dim, Span()), limit["forward"].get(dim, Span())
+        to_limit = f"{ratio(c, lim).cpu:12.2f}x" if lim.cpu > 1e-3 else f"{'-':>13}"
+        print(f"{dim:<23}{videos_per_dim[dim]:>6} {_fmt(v):>15} {_fmt(o):>17} {_x(ratio(v, o)):>14} {c.wall:8.2f}"
+              f"{decode.get(dim, Span()).wall:8.2f} {lim.wall:9.2f} {to_limit}  {vb.values[dim]:.7f} / {om.values[dim]:.7f}, "
+              f"{diff:.1e} ({per_video:.1e}), {TOLERANCE[dim]:g}{'' if ok else '  MISMATCH'}")
     timing = om.extra["timing"]
-    print(f"\nend to end from files   vbench evaluate {vb.total:8.2f} s   omnieval run {om.total:8.2f} s   "
-          f"ratio {vb.total / om.total:.2f}x   (target >= 1.5x)")
-    print(f"  omnieval run: predictions import {timing.get('generate_s', 0.0):.2f} s (of which decoding "
-          f"{om.extra['model_decode']:.2f} s), metric compute {sum(compute.values()):.2f} s, decoding for the metrics "
-          f"{sum(decode.values()):.2f} s ({om.extra['decodes']} decodes of {len(suite.files)} files in all), "
-          f"runner's load_s {timing.get('load_s', 0.0):.2f} s")
-    load_total = sum(limit["load"].values())
-    print(f"limit                   {limit['total']:8.2f} s = decode once {limit['decode']:.2f} s + load once "
-          f"{load_total:.2f} s ({', '.join(f'{k} {v:.1f}' for k, v in limit['load'].items())}) + forward passes "
-          f"{sum(limit['forward'].values()):.2f} s")
-    print(f"omnieval / limit        end to end {om.total / limit['total']:.2f}x   metric compute (incl. loading) "
-          f"{sum(compute.values()) / (load_total + sum(limit['forward'].values())):.2f}x   (target <= 1.10x)")
-    print(f"vbench / limit          {vb.total / limit['total']:.2f}x")
-    slower = [d for d in dims if vb.per_dimension.get(d, 0.0) < om.per_dimension[d]]
-    print(f"dimensions slower than vbench: {', '.join(slower) if slower else 'none'}")
+    print(f"\nend to end from files: vbench evaluate {_fmt(vb.total)} s, omnieval run {_fmt(om.total)} s, "
+          f"ratio {_x(ratio(vb.total, om.total))} (target >= 1.5x)")
+    print(f"  omnieval run: predictions import {timing.get('generate_s', 0.0):.2f} s wall (decoding {om.extra['model_decode'].wall:.2f} s), "
+          f"metric compute {total(compute.values()).wall:.2f} s, decoding for the metrics {total(decode.values()).wall:.2f} s "
+          f"({om.extra['decodes']} decodes of {len(suite.files)} files in all, the import's included)")
+    print(f"metric compute on decoded frames (inside contributions, network loading included): omnieval "
+          f"{_fmt(total(compute.values()))} s")
+    load_total, forward_total = total(limit["load"].values()), total(limit["forward"].values())
+    print(f"limit: {_fmt(limit['total'])} s = decode each file once {limit['decode'].wall:.2f} + load each network once "
+          f"{load_total.wall:.2f} ({', '.join(f'{k} {v.wall:.1f}' for k, v in limit['load'].items())}) + forward passes "
+          f"{forward_total.wall:.2f} (vbench's networks on every frame / pair the dimensions read, batched across videos)")
+    print(f"omnieval / limit: end to end {_x(ratio(om.total, limit['total']))}, metric compute "
+          f"{_x(ratio(total(compute.values()), load_total + forward_total))} (target <= 1.10x); "
+          f"vbench / limit: {_x(ratio(vb.total, limit['total']))}")
+    slower = [d for d in dims if ratio(vb.per_dimension.get(d, Span()), om.per_dimension[d]).cpu < 1.0]
+    print(f"dimensions slower than vbench (CPU): {', '.join(slower) if slower else 'none'}")
     print(f"values equal within tolerance: {'yes' if ok_all else 'NO'}")
     return ok_all
 
@@ -755,6 +794,9 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+        from omnieval.metrics.vbench.viclip_dims import ensure_viclip_bpe
+
+        ensure_viclip_bpe()  # before vbench's ViCLIP module is imported (it would try to download it)
         # imports of both sides, before any timing
         import vbench  # noqa: F401
         import omnieval.cli  # noqa: F401
@@ -775,14 +817,15 @@ def main() -> int:
         weights_s = write_weights(dims, work / "weights", work / "vbench_cache")
         for out in ("vbench_out", "omnieval_out"):
             shutil.rmtree(work / out, ignore_errors=True)
+        load_before = os.getloadavg()[0]
         print("vbench evaluate ...", flush=True)
         vb = run_vbench(suite, dims, folder, work)
-        print(f"  {vb.total:.1f} s\nomnieval run ...", flush=True)
+        print(f"  {vb.total.wall:.1f} s\nomnieval run ...", flush=True)
         om = run_omnieval(dims, folder, tasks, work)
-        print(f"  {om.total:.1f} s\nlimit ...", flush=True)
+        print(f"  {om.total.wall:.1f} s\nlimit ...", flush=True)
         limit = run_limit(suite, dims)
-        print(f"  {limit['total']:.1f} s", flush=True)
-        ok = report(args, suite, dims, vb, om, limit, weights_s)
+        print(f"  {limit['total'].wall:.1f} s", flush=True)
+        ok = report(args, suite, dims, vb, om, limit, weights_s, (load_before, os.getloadavg()[0]))
     return 0 if ok else 1
 
 

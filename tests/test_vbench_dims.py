@@ -159,6 +159,23 @@ def test_temporal_style_and_overall_consistency_match_vbench(videos, tiny_viclip
     assert abs(metric.compute()["overall_consistency"] - expected_overall) < TOL
 
 
+def test_frames_of_several_videos_share_forward_batches():
+    """batched_over_videos: full batches across video boundaries, each video's outputs in order."""
+    import torch
+
+    videos = [np.full((n, 2, 2, 3), i, np.uint8) for i, n in enumerate([5, 40, 3])]
+    sizes = []
+
+    def forward(x):
+        sizes.append(len(x))
+        return x.flatten(1).sum(1, keepdim=True) * 2
+
+    outputs = consistency.batched_over_videos(videos, lambda f: torch.from_numpy(f).float(), forward, batch=16)
+    assert sizes == [16, 16, 16]
+    assert [tuple(o.shape) for o in outputs] == [(5, 1), (40, 1), (3, 1)]
+    assert all(torch.equal(o, torch.full_like(o, 2 * 12 * i)) for i, o in enumerate(outputs))
+
+
 def test_middle_indices_match_vbench():
     from vbench.utils import get_frame_indices
 

@@ -259,10 +259,15 @@ class VBenchDimensionMetric(MeanMetric):
     def score_video(self, video: Video, item: MetricInput) -> float | Skip:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def score_videos(self, videos: list[Video], items: list[MetricInput]) -> list[Any]:
+        """The results of several videos: :meth:`score_video` one by one, unless a dimension overrides this to share
+        network batches across the videos of a ``contributions`` call."""
+        return [self.score_video(video, item) for video, item in zip(videos, items)]
+
     def score(self, inputs: list[MetricInput]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for item in inputs:
-            result = self.score_video(as_video(item.output, item.item_id), item)
+        videos = [as_video(item.output, item.item_id) for item in inputs]
+        for result in self.score_videos(videos, inputs):
             if isinstance(result, Skip):
                 out.append({f"{self.dimension}_skipped": result.reason})
             else:

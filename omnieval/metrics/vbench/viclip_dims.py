@@ -66,17 +66,30 @@ def load_viclip(path: str | os.PathLike, device: str = "cpu"):
     return model.eval().to(device)
 
 
-def viclip_similarity(frames: np.ndarray, text: str, model, *, num_frames: int = 8, size: int = 224, device: str = "cpu") -> float:
-    """``cos(ViCLIP video feature, ViCLIP text feature)`` of one video (``T x H x W x 3`` uint8) and ``text``."""
+def viclip_video_feature(frames: np.ndarray, model, *, num_frames: int = 8, size: int = 224, device: str = "cpu"):
+    """The L2-normalised ViCLIP feature (``1 x D``) of one video's ``num_frames`` 'middle' frames."""
     import torch
     import torch.nn.functional as F
 
     picked = frames[vbench_middle_indices(num_frames, len(frames))]
     x = preprocess(picked, size, interpolation="bicubic", crop=True, mean=CLIP_MEAN, std=CLIP_STD, quantized=True)
-    with torch.no_grad():
-        video_feat = F.normalize(model.encode_vision(x.unsqueeze(0).to(device), test=True).float(), dim=-1)
-        text_feat = F.normalize(model.encode_text(text).float(), dim=-1)
-    return float((video_feat @ text_feat.T)[0, 0])
+    with torch.inference_mode():
+        return F.normalize(model.encode_vision(x.unsqueeze(0).to(device), test=True).float(), dim=-1)
+
+
+def viclip_text_feature(text: str, model):
+    """The L2-normalised ViCLIP feature (``1 x D``) of ``text`` (ViCLIP's tokenizer, context length 32)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.inference_mode():
+        return F.normalize(model.encode_text(text).float(), dim=-1)
+
+
+def viclip_similarity(frames: np.ndarray, text: str, model, *, num_frames: int = 8, size: int = 224, device: str = "cpu") -> float:
+    """``cos(ViCLIP video feature, ViCLIP text feature)`` of one video (``T x H x W x 3`` uint8) and ``text``."""
+    video_feat = viclip_video_feature(frames, model, num_frames=num_frames, size=size, device=device)
+    return float((video_feat @ viclip_text_feature(text, model).T)[0, 0])
 
 
 def viclip_score(videos: Iterable[Any], prompts: Iterable[str], model, *, num_frames: int = 8, size: int = 224, device: str = "cpu") -> float:
@@ -117,7 +130,11 @@ class _ViCLIPDimension(VBenchDimensionMetric):
             raise MediaError(f"item {item.item_id}: {self.dimension} needs the prompt")
         model = self.model()
         o = self.options
-        return viclip_similarity(video.frames, item.prompt, model, num_frames=o.num_frames, size=o.size, device=_device_of(model))
+        texts = self.cached("texts", dict)  # prompt -> text feature (a prompt has several samples)
+        if item.prompt not in texts:
+            texts[item.prompt] = viclip_text_feature(item.prompt, model)
+        video_feat = viclip_video_feature(video.frames, model, num_frames=o.num_frames, size=o.size, device=_device_of(model))
+        return float((video_feat @ texts[item.prompt].T)[0, 0])
 
 
 @register_metric(
