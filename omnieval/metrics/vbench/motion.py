@@ -268,9 +268,16 @@ def dynamic_interval(fps: float) -> int:
 
 
 def is_dynamic(video: Video, raft, batch_size: int = 4) -> bool:
-    """VBench's dynamic_degree decision for one video: dynamic iff at least ``count`` consecutive pairs (frames
-    subsampled by :func:`dynamic_interval`) exceed ``thres``.  Scoring stops as soon as the decision is known
-    (``count`` pairs above, or too few pairs left to reach it); the decision is the one over all pairs."""
+    """VBench's dynamic_degree decision for one video (see :func:`dynamic_decision`)."""
+    return dynamic_decision(video, raft, batch_size)[0]
+
+
+def dynamic_decision(video: Video, raft, batch_size: int = 4) -> tuple[bool, int]:
+    """VBench's dynamic_degree decision for one video, and how many frame pairs were scored to reach it.
+
+    Dynamic iff at least ``count`` consecutive pairs (frames subsampled by :func:`dynamic_interval`) exceed
+    ``thres``.  Scoring stops as soon as the decision is known (``count`` pairs above, or too few pairs left to
+    reach it); the decision is the one over all pairs."""
     frames = video.frames[:: dynamic_interval(video.fps)]
     t, h, w, _ = frames.shape
     if t < 2:
@@ -279,14 +286,14 @@ def is_dynamic(video: Video, raft, batch_size: int = 4) -> bool:
     count_num = round(4 * (t / 16.0))
     pairs = [(i, i + 1) for i in range(t - 1)]
     if count_num <= 0:
-        return True  # VBench's check_move returns at its first pair: count >= 0
+        return True, 0  # VBench's check_move returns at its first pair: count >= 0
 
     def decided(scores: np.ndarray) -> bool:
         above = int((scores > thres).sum())
         return above >= count_num or above + len(pairs) - len(scores) < count_num
 
     scores = pair_flow_scores(raft, frames, pairs, 0.05, batch_size, stop=decided)
-    return int((scores > thres).sum()) >= count_num
+    return int((scores > thres).sum()) >= count_num, len(scores)
 
 
 def smoothness_score(video: Video, amt, batch_size: int = AMT_BATCH) -> float:
