@@ -196,12 +196,32 @@ def test_clip_loads_from_safetensors_and_refuses_torchscript(tmp_path, tiny_clip
     save_file({k: v.contiguous() for k, v in tiny_clip.state_dict().items()}, str(path))
     loaded = consistency.load_openai_clip(path)
     assert loaded.visual.conv1.weight.dtype == torch.float32
+    # built without random init (skip_init): the same weights as openai-clip's own build_model (fp16-rounded, like
+    # the released archives and vbench's clip.load)
+    from clip.model import build_model
+
+    reference = build_model(dict(tiny_clip.state_dict())).float().state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in loaded.state_dict().items())
     metric = consistency.BackgroundConsistency(ckpt_path=str(path))
     assert metric.model() is metric.fresh().model()  # built once, shared by clones
     scripted = tmp_path / "jit.pt"
     torch.jit.script(torch.nn.Linear(2, 2)).save(str(scripted))
     with pytest.raises(OmniEvalError, match="TorchScript"):
         consistency.load_openai_clip(scripted)
+
+
+def test_skip_init_leaves_tensors_alone_and_restores():
+    import torch
+
+    from omnieval.metrics.vbench.common import skip_init
+
+    t = torch.zeros(4)
+    with skip_init():
+        torch.nn.init.normal_(t)
+        torch.nn.Linear(2, 2)  # reset_parameters -> kaiming_uniform_: untouched
+        assert torch.equal(t, torch.zeros(4))
+    torch.nn.init.normal_(t)
+    assert not torch.equal(t, torch.zeros(4))
 
 
 def test_missing_weights_fail_with_one_line(videos):

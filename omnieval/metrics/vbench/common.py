@@ -29,6 +29,7 @@ API used by the per-dimension modules (keep stable)::
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 from dataclasses import dataclass
@@ -210,6 +211,34 @@ def read_checkpoint(path: str | os.PathLike, network: str) -> dict:
     if not isinstance(state, dict):
         raise MissingWeightsError(f"{path}: not a {network} checkpoint (no state dict)")
     return {k: torch.as_tensor(v) for k, v in state.items() if isinstance(v, torch.Tensor) or hasattr(v, "__array__")}
+
+
+#: ``torch.nn.init`` functions that fill a tensor in place (what module constructors call to initialise weights)
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+                   "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
+
+
+@contextlib.contextmanager
+def skip_init(*extra: tuple[Any, str]):
+    """Build a network without its random initialisation: inside the block, ``torch.nn.init``'s in-place
+    initialisers (and any ``(module, function name)`` in ``extra``, e.g. a copy of timm's ``trunc_normal_``) return
+    their tensor untouched.  For networks whose every weight is then loaded strictly from a checkpoint (their
+    parameters hold uninitialised memory until then): it saves seconds per ViT-L (CLIP ViT-L/14 4.5 s -> 1.7 s)."""
+    import torch.nn.init as init
+
+    targets = [(init, name) for name in _INIT_FUNCTIONS if hasattr(init, name)] + list(extra)
+    saved = [(owner, name, getattr(owner, name)) for owner, name in targets]
+    for owner, name in targets:
+        setattr(owner, name, _untouched)
+    try:
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+def _untouched(tensor, *args, **kwargs):
+    return tensor
 
 
 def load_matching(module, state: dict, path: str | os.PathLike, network: str, *, ignore_unexpected: bool = False) -> None:

@@ -40,6 +40,7 @@ from omnieval.metrics.vbench.common import (
     as_video,
     load_state_dict,
     require_frames,
+    skip_init,
 )
 from omnieval.registry import register_metric
 
@@ -213,8 +214,9 @@ def load_dino_vitb16(path: str | os.PathLike, device: str = "cpu"):
     """DINO ViT-B/16 (``dino_vitbase16_pretrain.pth``, a plain state dict) in a timm ``vit_base_patch16_224``."""
     import timm
 
-    vit = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0)
     state = load_state_dict(path)
+    with skip_init():  # every weight is loaded below (a missing one is an error)
+        vit = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, weight_init="skip")
     missing, unexpected = vit.load_state_dict(state, strict=False)
     if missing or [k for k in unexpected if not k.startswith("head")]:
         raise OmniEvalError(f"DINO weights {path}: missing keys {missing[:3]}, unexpected {unexpected[:3]}")
@@ -303,7 +305,8 @@ def load_openai_clip(path: str | os.PathLike, device: str = "cpu"):
         state = load_state_dict(path)
     if "visual.proj" not in state:
         raise OmniEvalError(f"{path}: not an OpenAI CLIP ViT state dict (no 'visual.proj'; TorchScript archives are refused)")
-    return build_model(state).float().eval().to(device)
+    with skip_init():  # build_model loads every weight strictly
+        return build_model(state).float().eval().to(device)
 
 
 def _is_torchscript(path: Path) -> bool:

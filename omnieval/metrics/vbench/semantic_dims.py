@@ -55,7 +55,15 @@ import numpy as np
 from omnieval.errors import MediaError, MissingWeightsError, OmniEvalError
 from omnieval.media import Video
 from omnieval.metrics.base import MetricInput
-from omnieval.metrics.vbench.common import Skip, VBenchDimensionMetric, auxiliary_info, default_device, import_vbench, load_state_dict
+from omnieval.metrics.vbench.common import (
+    Skip,
+    VBenchDimensionMetric,
+    auxiliary_info,
+    default_device,
+    import_vbench,
+    load_state_dict,
+    skip_init,
+)
 from omnieval.metrics.vbench.consistency import Pooled, PooledDimensionMetric
 from omnieval.metrics.vbench.viclip_dims import vbench_middle_indices
 from omnieval.registry import register_metric
@@ -259,9 +267,11 @@ def load_umt(path: str | os.PathLike, device: str = "cpu"):
     instead of materialising the 16 x 196 = 3136-token attention matrix (:func:`fused_umt_attention`): the same
     projections and the same function, 2-3x faster on a CPU; logits agree to ~3e-6, sigmoid probabilities to ~2e-7."""
     finetune = import_vbench("vbench.third_party.umt.models.modeling_finetune")
-    model = finetune.vit_large_patch16_224(pretrained=False, **UMT_KWARGS)
+    state = load_state_dict(path)
+    with skip_init((finetune, "trunc_normal_")):  # a weight the checkpoint lacks is an error below
+        model = finetune.vit_large_patch16_224(pretrained=False, **UMT_KWARGS)
     # vbench loads with strict=False; a checkpoint that leaves weights random must not pass silently
-    missing = model.load_state_dict(load_state_dict(path), strict=False).missing_keys
+    missing = model.load_state_dict(state, strict=False).missing_keys
     if missing:
         raise MissingWeightsError(f"{path}: not a UMT-L/16 Kinetics-400 checkpoint ({len(missing)} weights missing, "
                                   f"e.g. {missing[0]})")

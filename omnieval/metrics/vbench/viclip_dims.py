@@ -29,7 +29,7 @@ import numpy as np
 from omnieval.errors import MediaError
 from omnieval.media import Video
 from omnieval.metrics.base import MetricInput
-from omnieval.metrics.vbench.common import VBenchDimensionMetric, as_video, import_vbench, load_state_dict
+from omnieval.metrics.vbench.common import VBenchDimensionMetric, as_video, import_vbench, load_state_dict, skip_init
 from omnieval.metrics.vbench.consistency import CLIP_MEAN, CLIP_STD, _device_of, preprocess
 from omnieval.registry import register_metric
 
@@ -61,8 +61,10 @@ def load_viclip(path: str | os.PathLike, device: str = "cpu"):
     bpe = ensure_viclip_bpe()
     viclip = import_vbench("vbench.third_party.ViCLIP.viclip")
     tokenizer = import_vbench("vbench.third_party.ViCLIP.simple_tokenizer").SimpleTokenizer(str(bpe))
-    model = viclip.ViCLIP(tokenizer=tokenizer, pretrain=None)
-    model.load_state_dict(load_state_dict(path, key="model"))
+    state = load_state_dict(path, key="model")
+    with skip_init():  # every weight is loaded strictly below
+        model = viclip.ViCLIP(tokenizer=tokenizer, pretrain=None)
+    model.load_state_dict(state)
     return model.eval().to(device)
 
 
