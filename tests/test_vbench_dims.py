@@ -210,6 +210,19 @@ def test_clip_loads_from_safetensors_and_refuses_torchscript(tmp_path, tiny_clip
         consistency.load_openai_clip(scripted)
 
 
+def test_state_dicts_load_memory_mapped_and_from_legacy_files(tmp_path):
+    import torch
+
+    from omnieval.metrics.vbench.common import load_state_dict
+
+    state = {"module.w": torch.arange(6.0).reshape(2, 3)}
+    torch.save(state, tmp_path / "zip.pth")
+    torch.save(state, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)  # cannot be memory-mapped
+    for name in ("zip.pth", "legacy.pth"):
+        loaded = load_state_dict(tmp_path / name)
+        assert list(loaded) == ["w"] and torch.equal(loaded["w"], state["module.w"])
+
+
 def test_skip_init_leaves_tensors_alone_and_restores():
     import torch
 
