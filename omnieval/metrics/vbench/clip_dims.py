@@ -201,7 +201,7 @@ class AppearanceStyle(PooledDimensionMetric):
         styles = [auxiliary_info(item, self.dimension)["appearance_style"] for item in items]
         model = cached_clip(self, self.options.weight_id, self.options.ckpt_path)
         device = _device_of(model)
-        texts = self.cached("style_texts", dict)  # style -> text feature, kept with the model
+        texts = self.__dict__.setdefault("_texts", {})  # style -> text feature (shared by fresh() clones)
         for style in styles:
             if style not in texts:
                 texts[style] = style_text_feature(style, model, device)

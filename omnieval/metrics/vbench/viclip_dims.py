@@ -132,7 +132,7 @@ class _ViCLIPDimension(VBenchDimensionMetric):
             raise MediaError(f"item {item.item_id}: {self.dimension} needs the prompt")
         model = self.model()
         o = self.options
-        texts = self.cached("texts", dict)  # prompt -> text feature (a prompt has several samples)
+        texts = self.__dict__.setdefault("_texts", {})  # prompt -> text feature (a prompt has several samples)
         if item.prompt not in texts:
             texts[item.prompt] = viclip_text_feature(item.prompt, model)
         video_feat = viclip_video_feature(video.frames, model, num_frames=o.num_frames, size=o.size, device=_device_of(model))
