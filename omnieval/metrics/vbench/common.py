@@ -181,7 +181,6 @@ def load_state_dict(path: str | os.PathLike, key: str | None = None, strip_prefi
     ``key``: take ``checkpoint[key]`` (e.g. AMT's ``'state_dict'``); ``strip_prefix``: removed from key names
     (DataParallel's ``module.``).
     """
-
     try:
         checkpoint = _torch_load(path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad weight file

@@ -125,13 +125,6 @@ def pair_consistency(features) -> tuple[float, int]:
     return float(((prev + first) / 2).sum()), int(f.shape[0] - 1)
 
 
-def _batched(fn, x):
-    import torch
-
-    with torch.inference_mode():
-        return torch.cat([fn(x[i : i + BATCH]) for i in range(0, len(x), BATCH)])
-
-
 def batched_over_videos(videos: Iterable[np.ndarray], prepare, forward, batch: int = BATCH) -> list:
     """``forward(prepare(frames))`` for each video's frames, with the frames of consecutive videos sharing forward
     batches of ``batch`` frames (one video is prepared at a time; at most one batch is held).  ``forward`` maps an
