@@ -3,9 +3,10 @@
     PYTHONPATH=. python bench/bench_vbench_full.py [--prompts 1] [--samples 2] [--frames 8] [--height 256]
         [--width 256] [--fps 8] [--threads 2] [--dims all|subject_consistency,...] [--repeat 1] [--keep DIR]
 
-The default (every dimension vbench can run here but human_action -- ``--dims all`` adds it, about 2 more
-minutes --, 12 videos of 8 frames at 256 x 256) takes about 5 minutes on this machine's 2 cores when they are
-free, plus a minute to write the random weights.  In one process, imports done before any timing:
+The default (every dimension vbench can run here but human_action, 12 videos of 8 frames at 256 x 256) takes about
+3 minutes on this machine's 2 cores when they are free, ``--dims all`` (adds human_action, 14 videos) about 4.5,
+plus a minute to write the random weights (up to 8 GB, in a temporary folder).  In one process, imports done before
+any timing:
 
 1. **Videos.**  A VBench-named folder (``{prompt}-{index}.mp4``, H.264 yuv420p crf 23, lossy like generated
    videos): for every dimension, the first ``--prompts`` prompts of VBench's standard suite that belong to it,
