@@ -788,7 +788,7 @@ def report(args, suite: Suite, dims, vb: SideResult, om: SideResult, limit: dict
     videos_per_dim = {dim: sum(d["num_samples"] for d in suite.docs if dim in d["dimension"]) for dim in dims}
     print(f"\n{len(suite.files)} videos ({args.frames} frames, {args.height}x{args.width}, {args.fps:g} fps, H.264 crf 23), "
           f"{len(suite.docs)} prompts, random weights at real sizes, CPU, torch threads {args.threads}; "
-          f"load average before / after: {load[0]} / {load[1]}")
+          f"load average before / after: {load[0]:.2f} / {load[1]:.2f}")
     print(f"random weights written in {sum(weights_s.values()):.1f} s (not timed)")
     print(f"omnieval command: {om.extra['command']}")
     print("times: wall s / CPU s (all threads of this process); ratios: vbench / omnieval, wall / CPU")
