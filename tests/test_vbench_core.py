@@ -78,7 +78,7 @@ def test_flicker_static_filter_skips_and_needs_raft(monkeypatch):
     monkeypatch.setattr(motion, "is_static", lambda video, raft: video.frames[0, 0, 0, 0] < 128)
     still = Video(np.full((4, 8, 8, 3), 50, np.uint8))
     moving = Video(np.full((4, 8, 8, 3), 200, np.uint8))
-    metric = get_metric("vbench_temporal_flickering")()
+    metric = get_metric("vbench_temporal_flickering")(raft_path=__file__)  # any existing file: the stub loads it
     contributions = metric.contributions(_items([still, moving]))
     assert contributions[0] == {"temporal_flickering": 1.0, "doc_id": "v0", "sample_index": 0}
     assert "temporal_flickering_skipped" in contributions[1] and "temporal_flickering" not in contributions[1]
@@ -227,7 +227,7 @@ def test_runner_applies_the_static_protocol_first_five_static_in_vbench_order(tm
     static_indices = {1, 3, 10, 12, 20, 21, 22}
     monkeypatch.setattr(motion, "load_raft", lambda path=None, device=None: "raft")
     monkeypatch.setattr(motion, "is_static", lambda video, raft: round(float(video.frames[0].mean()) / 8) in static_indices)
-    tasks = _flicker_task(tmp_path / "tasks", {"a stop sign": 25}, {"raft_path": str(tmp_path / "unused.pth")})
+    tasks = _flicker_task(tmp_path / "tasks", {"a stop sign": 25}, {"raft_path": __file__})
     result = _run_vbench_folder(tmp_path, folder, tasks)["temporal_flickering"]
     # string order: -0, -1, -10, -11, -12, -13, ..., -19, -2, -20, -21, ...: the first five static ones
     kept = (1, 10, 12, 20, 21)
@@ -294,6 +294,49 @@ def test_dynamic_degree_parity_with_vbench(raft_videos, tmp_path):
 
 
 @pytest.mark.slow
+def test_raft_flows_match_vbench_forward(raft_videos, tmp_path):
+    """omnieval's RAFT pass (each frame's features once, the upsampling mask of the last iteration only) gives vbench's
+    ``RAFT.forward(test_mode=True)`` flow: 1e-4 px (float32 batch composition of the feature network)."""
+    ckpt = random_raft_checkpoint(tmp_path / "raft-things.pth")
+    raft = motion.load_raft(str(ckpt), "cpu")
+    frames = read_video_cv2(raft_videos[1]).frames
+    cache = motion._pair_flows(raft, frames, [(0, 1), (1, 2), (2, 0)])
+    with torch.inference_mode():
+        ours = torch.cat([cache(0, 2), cache(2, 3)])
+        a = torch.from_numpy(frames[[0, 1, 2]]).permute(0, 3, 1, 2).float()
+        b = torch.from_numpy(frames[[1, 2, 0]]).permute(0, 3, 1, 2).float()
+        reference = torch.cat([raft(x[None], y[None], iters=motion.RAFT_ITERS, test_mode=True)[1] for x, y in zip(a, b)])
+    assert ours.shape == reference.shape and float(reference.abs().max()) > 0.1
+    assert float((ours - reference).abs().max()) < 1e-4
+
+
+@pytest.mark.slow
+def test_early_stopping_gives_the_decision_over_all_pairs(tmp_path):
+    """is_dynamic / is_static stop scoring once the rule's decision is known: the same decisions as the rules applied
+    to every pair's score, on vbench's RAFT (random weights: large flows, so dynamic and not static; with the flow
+    head scaled down: small flows, so static and not dynamic)."""
+    raft = motion.load_raft(str(random_raft_checkpoint(tmp_path / "raft-things.pth")), "cpu")
+    outcomes = set()
+    for scale in (1.0, 0.03):
+        with torch.no_grad():
+            raft.update_block.flow_head.conv2.weight.mul_(scale)
+            raft.update_block.flow_head.conv2.bias.mul_(scale)
+        for seed, speed in [(0, 0.0), (1, 3.0)]:
+            video = moving_video(seed=seed, frames=6, size=128, speed=speed)
+            frames, t = video.frames, len(video)
+            consecutive = motion.top_flow_magnitudes(raft, frames[:-1], frames[1:], 0.05)
+            dynamic = int((consecutive > 6.0 * 128 / 256).sum()) >= round(4 * t / 16)
+            assert motion.is_dynamic(video, raft, batch_size=2) == dynamic
+            scores = motion.top_flow_magnitudes(raft, np.concatenate([frames[:-1], frames[[0, -1]]]),
+                                                np.concatenate([frames[1:], frames[[-1, 0]]]), 0.02)
+            thres, count = 3.0 * 128 / 256, round(2 * t / 16)
+            static = int((scores[:-2] > thres).sum()) <= count and not bool((scores[-2:] > thres * count * 2).any())
+            assert motion.is_static(video, raft, batch_size=2) == static
+            outcomes.add((dynamic, static))
+    assert outcomes == {(True, False), (False, True)}
+
+
+@pytest.mark.slow
 def test_motion_smoothness_parity_with_vbench(amt_videos, tmp_path):
     """Same random AMT-S checkpoint: 1e-6."""
     from vbench import motion_smoothness as vb
@@ -347,7 +390,7 @@ def test_static_filter_protocol_parity_with_vbench(tmp_path, monkeypatch):
     expected, _ = vb_flicker([str(p) for p in sorted((tmp_path / "filter" / "filtered_videos").glob("*.mp4"))])
 
     monkeypatch.setattr(motion, "load_raft", lambda path=None, device=None: stub)
-    tasks = _flicker_task(tmp_path / "tasks", {prompt: 18}, {"raft_path": str(tmp_path / "unused.pth")})
+    tasks = _flicker_task(tmp_path / "tasks", {prompt: 18}, {"raft_path": __file__})
     result = _run_vbench_folder(tmp_path, folder, tasks)["temporal_flickering"]
     assert math.isclose(result["value"], float(expected), abs_tol=1e-6)
     assert math.isclose(result["value"], np.mean([(255 - 2 * (i + 1)) / 255 for i in (1, 10, 12, 13, 17)]), abs_tol=1e-6)

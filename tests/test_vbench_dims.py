@@ -159,6 +159,23 @@ def test_temporal_style_and_overall_consistency_match_vbench(videos, tiny_viclip
     assert abs(metric.compute()["overall_consistency"] - expected_overall) < TOL
 
 
+def test_frames_of_several_videos_share_forward_batches():
+    """batched_over_videos: full batches across video boundaries, each video's outputs in order."""
+    import torch
+
+    videos = [np.full((n, 2, 2, 3), i, np.uint8) for i, n in enumerate([5, 40, 3])]
+    sizes = []
+
+    def forward(x):
+        sizes.append(len(x))
+        return x.flatten(1).sum(1, keepdim=True) * 2
+
+    outputs = consistency.batched_over_videos(videos, lambda f: torch.from_numpy(f).float(), forward, batch=16)
+    assert sizes == [16, 16, 16]
+    assert [tuple(o.shape) for o in outputs] == [(5, 1), (40, 1), (3, 1)]
+    assert all(torch.equal(o, torch.full_like(o, 2 * 12 * i)) for i, o in enumerate(outputs))
+
+
 def test_middle_indices_match_vbench():
     from vbench.utils import get_frame_indices
 
@@ -179,12 +196,45 @@ def test_clip_loads_from_safetensors_and_refuses_torchscript(tmp_path, tiny_clip
     save_file({k: v.contiguous() for k, v in tiny_clip.state_dict().items()}, str(path))
     loaded = consistency.load_openai_clip(path)
     assert loaded.visual.conv1.weight.dtype == torch.float32
+    # built without random init (skip_init): the same weights as openai-clip's own build_model (fp16-rounded, like
+    # the released archives and vbench's clip.load)
+    from clip.model import build_model
+
+    reference = build_model(dict(tiny_clip.state_dict())).float().state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in loaded.state_dict().items())
     metric = consistency.BackgroundConsistency(ckpt_path=str(path))
     assert metric.model() is metric.fresh().model()  # built once, shared by clones
     scripted = tmp_path / "jit.pt"
     torch.jit.script(torch.nn.Linear(2, 2)).save(str(scripted))
     with pytest.raises(OmniEvalError, match="TorchScript"):
         consistency.load_openai_clip(scripted)
+
+
+def test_state_dicts_load_memory_mapped_and_from_legacy_files(tmp_path):
+    import torch
+
+    from omnieval.metrics.vbench.common import load_state_dict
+
+    state = {"module.w": torch.arange(6.0).reshape(2, 3)}
+    torch.save(state, tmp_path / "zip.pth")
+    torch.save(state, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)  # cannot be memory-mapped
+    for name in ("zip.pth", "legacy.pth"):
+        loaded = load_state_dict(tmp_path / name)
+        assert list(loaded) == ["w"] and torch.equal(loaded["w"], state["module.w"])
+
+
+def test_skip_init_leaves_tensors_alone_and_restores():
+    import torch
+
+    from omnieval.metrics.vbench.common import skip_init
+
+    t = torch.zeros(4)
+    with skip_init():
+        torch.nn.init.normal_(t)
+        torch.nn.Linear(2, 2)  # reset_parameters -> kaiming_uniform_: untouched
+        assert torch.equal(t, torch.zeros(4))
+    torch.nn.init.normal_(t)
+    assert not torch.equal(t, torch.zeros(4))
 
 
 def test_missing_weights_fail_with_one_line(videos):

@@ -32,10 +32,10 @@ from omnieval.metrics.vbench.consistency import (
     CLIP_STD,
     Pooled,
     PooledDimensionMetric,
-    _batched,
     _device_of,
+    batched_over_videos,
     cached_clip,
-    preprocess,
+    clip_input,
 )
 from omnieval.registry import register_metric
 
@@ -55,16 +55,20 @@ def load_aesthetic_head(path: str | os.PathLike, device: str = "cpu"):
     return head.eval().to(device)
 
 
-def aesthetic_frame_scores(frames: np.ndarray, clip_model, head, *, size: int = 224, device: str = "cpu") -> np.ndarray:
-    """Per-frame aesthetic scores / 10 of one video (``T x H x W x 3`` uint8)."""
-    import torch
+def aesthetic_frame_scores_per_video(videos: list[np.ndarray], clip_model, head, *, size: int = 224, device: str = "cpu") -> list[np.ndarray]:
+    """Per-frame aesthetic scores / 10 of each video (``T x H x W x 3`` uint8); frames share forward batches."""
     import torch.nn.functional as F
 
-    x = preprocess(frames, size, interpolation="bicubic", crop=True, mean=CLIP_MEAN, std=CLIP_STD).to(device)
-    feats = F.normalize(_batched(lambda b: clip_model.encode_image(b).float(), x), dim=-1, p=2)
-    with torch.no_grad():
-        scores = head(feats).squeeze(-1) / 10
-    return scores.double().cpu().numpy()
+    def forward(batch):
+        return head(F.normalize(clip_model.encode_image(batch).float(), dim=-1, p=2)).squeeze(-1) / 10
+
+    scores = batched_over_videos(videos, lambda f: clip_input(f, size).to(device), forward)
+    return [s.double().cpu().numpy() for s in scores]
+
+
+def aesthetic_frame_scores(frames: np.ndarray, clip_model, head, *, size: int = 224, device: str = "cpu") -> np.ndarray:
+    """Per-frame aesthetic scores / 10 of one video (``T x H x W x 3`` uint8)."""
+    return aesthetic_frame_scores_per_video([frames], clip_model, head, size=size, device=device)[0]
 
 
 def aesthetic_quality(videos: Iterable[Any], clip_model, head, *, size: int = 224, device: str = "cpu") -> float:
@@ -109,10 +113,11 @@ class AestheticQuality(VBenchDimensionMetric):
         )
         return clip_model, head
 
-    def score_video(self, video: Video, item: MetricInput) -> float:
+    def score_videos(self, videos: list[Video], items: list[MetricInput]) -> list[float]:
         clip_model, head = self.models()
-        scores = aesthetic_frame_scores(video.frames, clip_model, head, size=self.options.size, device=_device_of(clip_model))
-        return float(scores.mean())
+        scores = aesthetic_frame_scores_per_video([v.frames for v in videos], clip_model, head, size=self.options.size,
+                                                  device=_device_of(clip_model))
+        return [float(s.mean()) for s in scores]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,18 +137,33 @@ def pil_clip_preprocess(frames: np.ndarray, size: int = 224):
     return torch.stack(out)
 
 
-def style_frame_scores(frames: np.ndarray, style: str, clip_model, *, size: int = 224, device: str = "cpu") -> np.ndarray:
-    """Per-frame ``exp(logit_scale) * cos(frame, style) / 100`` (VBench's ``logits_per_text / 100``)."""
+def style_text_feature(style: str, clip_model, device: str = "cpu"):
+    """The L2-normalised openai-clip text feature of ``style`` (``1 x D``)."""
     import clip
     import torch
     import torch.nn.functional as F
 
-    with torch.no_grad():
-        text = F.normalize(clip_model.encode_text(clip.tokenize([style]).to(device)).float(), dim=-1)
-        images = pil_clip_preprocess(frames, size).to(device)
-        feats = F.normalize(_batched(lambda b: clip_model.encode_image(b).float(), images), dim=-1)
+    with torch.inference_mode():
+        return F.normalize(clip_model.encode_text(clip.tokenize([style]).to(device)).float(), dim=-1)
+
+
+def style_frame_scores_per_video(videos: list[np.ndarray], texts: list, clip_model, *, size: int = 224, device: str = "cpu") -> list[np.ndarray]:
+    """Per frame of each video, ``exp(logit_scale) * cos(frame, text) / 100`` (VBench's ``logits_per_text / 100``)
+    against that video's text feature (:func:`style_text_feature`); frames share forward batches."""
+    import torch
+    import torch.nn.functional as F
+
+    features = batched_over_videos(videos, lambda f: pil_clip_preprocess(f, size).to(device),
+                                   lambda b: F.normalize(clip_model.encode_image(b).float(), dim=-1))
+    with torch.inference_mode():
         scale = clip_model.logit_scale.exp().float()
-        return (scale * (feats @ text.T)[:, 0] / 100).double().cpu().numpy()
+        return [(scale * (f @ t.T)[:, 0] / 100).double().cpu().numpy() for f, t in zip(features, texts)]
+
+
+def style_frame_scores(frames: np.ndarray, style: str, clip_model, *, size: int = 224, device: str = "cpu") -> np.ndarray:
+    """Per-frame ``exp(logit_scale) * cos(frame, style) / 100`` (VBench's ``logits_per_text / 100``)."""
+    text = style_text_feature(style, clip_model, device)
+    return style_frame_scores_per_video([frames], [text], clip_model, size=size, device=device)[0]
 
 
 def appearance_style(videos: Iterable[Any], styles: Iterable[str], clip_model, *, size: int = 224, device: str = "cpu") -> float:
@@ -177,11 +197,17 @@ class AppearanceStyle(PooledDimensionMetric):
     weights: ClassVar[tuple[str, ...]] = ("vbench_clip_vit_b32",)
     needs: ClassVar[tuple[str, ...]] = ("output", "doc")
 
-    def score_video(self, video: Video, item: MetricInput) -> Pooled:
-        style = auxiliary_info(item, self.dimension)["appearance_style"]
+    def score_videos(self, videos: list[Video], items: list[MetricInput]) -> list[Pooled]:
+        styles = [auxiliary_info(item, self.dimension)["appearance_style"] for item in items]
         model = cached_clip(self, self.options.weight_id, self.options.ckpt_path)
-        scores = style_frame_scores(video.frames, style, model, size=self.options.size, device=_device_of(model))
-        return Pooled(float(scores.sum()), len(scores), float(scores.mean()))
+        device = _device_of(model)
+        texts = self.__dict__.setdefault("_texts", {})  # style -> text feature (shared by fresh() clones)
+        for style in styles:
+            if style not in texts:
+                texts[style] = style_text_feature(style, model, device)
+        scores = style_frame_scores_per_video([v.frames for v in videos], [texts[s] for s in styles], model,
+                                              size=self.options.size, device=device)
+        return [Pooled(float(s.sum()), len(s), float(s.mean())) for s in scores]
 
 
 __all__ = [

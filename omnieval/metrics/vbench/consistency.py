@@ -38,9 +38,9 @@ from omnieval.metrics.base import MetricInput
 from omnieval.metrics.vbench.common import (
     VBenchDimensionMetric,
     as_video,
-    default_device,
     load_state_dict,
     require_frames,
+    skip_init,
 )
 from omnieval.registry import register_metric
 
@@ -125,11 +125,40 @@ def pair_consistency(features) -> tuple[float, int]:
     return float(((prev + first) / 2).sum()), int(f.shape[0] - 1)
 
 
-def _batched(fn, x):
+def batched_over_videos(videos: Iterable[np.ndarray], prepare, forward, batch: int = BATCH) -> list:
+    """``forward(prepare(frames))`` for each video's frames, with the frames of consecutive videos sharing forward
+    batches of ``batch`` frames (one video is prepared at a time; at most one batch is held).  ``forward`` maps an
+    ``N x ...`` tensor to ``N x ...`` outputs, row by row, so the rows of a video do not depend on its batch-mates
+    (up to float32 rounding of the batch's matrix products).  Returns one tensor of outputs per video."""
     import torch
 
-    with torch.no_grad():
-        return torch.cat([fn(x[i : i + BATCH]) for i in range(0, len(x), BATCH)])
+    outputs: list[list] = []
+    pending: list = []  # (video index, rows)
+    filled = 0
+
+    def flush() -> None:
+        nonlocal filled
+        result = forward(torch.cat([rows for _, rows in pending]))
+        for (index, rows), part in zip(pending, torch.split(result, [len(rows) for _, rows in pending])):
+            outputs[index].append(part)
+        pending.clear()
+        filled = 0
+
+    with torch.inference_mode():
+        for index, frames in enumerate(videos):
+            outputs.append([])
+            x = prepare(frames)
+            start = 0
+            while start < len(x):
+                take = min(batch - filled, len(x) - start)
+                pending.append((index, x[start : start + take]))
+                filled += take
+                start += take
+                if filled == batch:
+                    flush()
+        if pending:
+            flush()
+        return [torch.cat(parts) for parts in outputs]
 
 
 def _frames_of(video: Any, what: str) -> np.ndarray:
@@ -178,24 +207,46 @@ def load_dino_vitb16(path: str | os.PathLike, device: str = "cpu"):
     """DINO ViT-B/16 (``dino_vitbase16_pretrain.pth``, a plain state dict) in a timm ``vit_base_patch16_224``."""
     import timm
 
-    vit = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0)
     state = load_state_dict(path)
+    with skip_init():  # every weight is loaded below (a missing one is an error)
+        vit = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, weight_init="skip")
     missing, unexpected = vit.load_state_dict(state, strict=False)
     if missing or [k for k in unexpected if not k.startswith("head")]:
         raise OmniEvalError(f"DINO weights {path}: missing keys {missing[:3]}, unexpected {unexpected[:3]}")
     return vit.eval().to(device)
 
 
+def dino_input(frames: np.ndarray, size: int = 224):
+    """VBench's ``dino_transform``: short side to ``size`` (bilinear, no antialias, no crop), ``/255``, ImageNet norm."""
+    return preprocess(frames, size, interpolation="bilinear", crop=False, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def clip_input(frames: np.ndarray, size: int = 224):
+    """VBench's ``clip_transform``: short side to ``size`` (bicubic, no antialias), center crop, ``/255``, CLIP norm."""
+    return preprocess(frames, size, interpolation="bicubic", crop=True, mean=CLIP_MEAN, std=CLIP_STD)
+
+
+def subject_consistency_per_video(videos: list[np.ndarray], model, *, size: int = 224, device: str = "cpu") -> list[tuple[float, int]]:
+    """Each video's ``(sum of pair scores, #pairs)`` with a DINO-style timm ViT ``model``; the frames of all videos
+    share forward batches."""
+    features = batched_over_videos(videos, lambda f: dino_input(f, size).to(device), lambda b: dino_features(model, b))
+    return [pair_consistency(f) for f in features]
+
+
+def background_consistency_per_video(videos: list[np.ndarray], clip_model, *, size: int = 224, device: str = "cpu") -> list[tuple[float, int]]:
+    """Each video's ``(sum of pair scores, #pairs)`` with an openai-clip ``clip_model``; frames share forward batches."""
+    features = batched_over_videos(videos, lambda f: clip_input(f, size).to(device), clip_model.encode_image)
+    return [pair_consistency(f) for f in features]
+
+
 def subject_consistency_sums(frames: np.ndarray, model, *, size: int = 224, device: str = "cpu") -> tuple[float, int]:
     """One video's ``(sum of pair scores, #pairs)`` with a DINO-style timm ViT ``model``."""
-    x = preprocess(frames, size, interpolation="bilinear", crop=False, mean=IMAGENET_MEAN, std=IMAGENET_STD).to(device)
-    return pair_consistency(_batched(lambda b: dino_features(model, b), x))
+    return subject_consistency_per_video([frames], model, size=size, device=device)[0]
 
 
 def background_consistency_sums(frames: np.ndarray, clip_model, *, size: int = 224, device: str = "cpu") -> tuple[float, int]:
     """One video's ``(sum of pair scores, #pairs)`` with an openai-clip ``clip_model``."""
-    x = preprocess(frames, size, interpolation="bicubic", crop=True, mean=CLIP_MEAN, std=CLIP_STD).to(device)
-    return pair_consistency(_batched(clip_model.encode_image, x))
+    return background_consistency_per_video([frames], clip_model, size=size, device=device)[0]
 
 
 def _pooled_mean(videos: Iterable[Any], one, what: str) -> float:
@@ -247,7 +298,8 @@ def load_openai_clip(path: str | os.PathLike, device: str = "cpu"):
         state = load_state_dict(path)
     if "visual.proj" not in state:
         raise OmniEvalError(f"{path}: not an OpenAI CLIP ViT state dict (no 'visual.proj'; TorchScript archives are refused)")
-    return build_model(state).float().eval().to(device)
+    with skip_init():  # build_model loads every weight strictly
+        return build_model(state).float().eval().to(device)
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -282,15 +334,14 @@ class SubjectConsistency(PooledDimensionMetric):
     weights: ClassVar[tuple[str, ...]] = ("vbench_dino_vitb16",)
 
     def model(self):
-        from omnieval.metrics.weights import resolve
+        return self.load_shared("dino", load_dino_vitb16, self.options.weight_id, self.options.ckpt_path)
 
-        return self.cached("dino", lambda: load_dino_vitb16(resolve(self.options.weight_id, self.options.ckpt_path), default_device()))
-
-    def score_video(self, video: Video, item: MetricInput) -> Pooled:
-        require_frames(video, 2, item.item_id, self.dimension)
+    def score_videos(self, videos: list[Video], items: list[MetricInput]) -> list[Pooled]:
+        for video, item in zip(videos, items):
+            require_frames(video, 2, item.item_id, self.dimension)
         model = self.model()
-        s, n = subject_consistency_sums(video.frames, model, size=self.options.size, device=_device_of(model))
-        return Pooled(s, n, s / n)
+        sums = subject_consistency_per_video([v.frames for v in videos], model, size=self.options.size, device=_device_of(model))
+        return [Pooled(s, n, s / n) for s, n in sums]
 
 
 @dataclass(frozen=True)
@@ -315,18 +366,18 @@ class BackgroundConsistency(PooledDimensionMetric):
     def model(self):
         return cached_clip(self, self.options.weight_id, self.options.ckpt_path)
 
-    def score_video(self, video: Video, item: MetricInput) -> Pooled:
-        require_frames(video, 2, item.item_id, self.dimension)
+    def score_videos(self, videos: list[Video], items: list[MetricInput]) -> list[Pooled]:
+        for video, item in zip(videos, items):
+            require_frames(video, 2, item.item_id, self.dimension)
         model = self.model()
-        s, n = background_consistency_sums(video.frames, model, size=self.options.size, device=_device_of(model))
-        return Pooled(s, n, s / n)
+        sums = background_consistency_per_video([v.frames for v in videos], model, size=self.options.size, device=_device_of(model))
+        return [Pooled(s, n, s / n) for s, n in sums]
 
 
 def cached_clip(metric: VBenchDimensionMetric, weight_id: str, ckpt_path: str | None):
     """The metric's openai-clip model, resolved from the weight manifest and built once."""
-    from omnieval.metrics.weights import resolve
 
-    return metric.cached("clip", lambda: load_openai_clip(resolve(weight_id, ckpt_path), default_device()))
+    return metric.load_shared("clip", load_openai_clip, weight_id, ckpt_path)
 
 
 def _device_of(model) -> str:

@@ -146,8 +146,7 @@ class TemporalFlickering(VBenchDimensionMetric):
         require_frames(video, 2, item.item_id, self.dimension)
         if self.options.static_filter:
             from omnieval.metrics.vbench.motion import is_static, load_raft
-
-            raft = self.cached("raft", lambda: load_raft(self.options.raft_path))
+            raft = self.load_shared("raft", load_raft, "vbench_raft_things", self.options.raft_path)
             if not is_static(video, raft):
                 return Skip("not static (VBench static filter)")
         return flickering_score(video.frames)

@@ -24,7 +24,7 @@ Conventions (frames are RGB uint8 as decoded by cv2; float 0..255 into RAFT, 0..
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -44,6 +44,8 @@ from omnieval.metrics.weights import resolve
 from omnieval.registry import register_metric
 
 RAFT_ITERS = 20
+#: AMT-S frame pairs per call (speed only; 2 is the fastest on a 2-core CPU for 256 px frames)
+AMT_BATCH = 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,48 +92,169 @@ def load_amt(path: str | None = None, device: str | None = None):
 def pad_to_multiple(a, b, multiple: int = 8):
     """Replicate-pad two ``N x 3 x H x W`` batches so H and W are multiples of ``multiple``, split evenly (RAFT's
     ``InputPadder`` in 'sintel' mode)."""
+    return pad_frames(a, multiple), pad_frames(b, multiple)
+
+
+def pad_frames(x, multiple: int = 8):
+    """Replicate-pad one ``N x 3 x H x W`` batch as :func:`pad_to_multiple` does (per frame)."""
     import torch.nn.functional as F
 
-    h, w = a.shape[-2:]
+    h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
-    pad = [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2]
-    return F.pad(a, pad, mode="replicate"), F.pad(b, pad, mode="replicate")
+    return F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], mode="replicate")
 
 
 def top_flow_magnitudes(raft, first: np.ndarray, second: np.ndarray, fraction: float, batch_size: int = 4) -> np.ndarray:
     """Per pair ``(first[i], second[i])`` (uint8 ``N x H x W x 3``), the mean of the top ``fraction`` of RAFT flow
     magnitudes on the padded grid (``int(h * w * fraction)`` values, as VBench)."""
+    frames = np.concatenate([first, second]) if len(first) else first
+    pairs = [(i, len(first) + i) for i in range(len(first))]
+    return pair_flow_scores(raft, frames, pairs, fraction, batch_size)
+
+
+class _FrameFeatures:
+    """RAFT's per-frame inputs of one video, each computed once: the padded frame scaled to [-1, 1], the feature
+    map ``fnet`` (instance norm: per frame, so a frame's features do not depend on the pair it is in) and the
+    context ``cnet`` split into (tanh hidden state, relu input).  A frame is dropped after its last pair."""
+
+    def __init__(self, raft, frames: np.ndarray, pairs: list[tuple[int, int]]):
+        self.raft, self.frames = raft, frames
+        self.device = next(raft.parameters()).device
+        self.last_use = {}
+        for n, pair in enumerate(pairs):
+            for index in pair:
+                self.last_use[index] = n
+        self.fmap: dict[int, Any] = {}
+        self.context: dict[int, Any] = {}
+
+    def _images(self, indices: list[int]):
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(self.frames[indices])).permute(0, 3, 1, 2).float().to(self.device)
+        return 2 * (pad_frames(x) / 255.0) - 1.0  # RAFT.forward's normalisation
+
+    def features(self, indices: list[int]):
+        import torch
+
+        todo = [i for i in dict.fromkeys(indices) if i not in self.fmap]
+        if todo:
+            for i, f in zip(todo, self.raft.fnet(self._images(todo)).float()):
+                self.fmap[i] = f
+        return torch.stack([self.fmap[i] for i in indices])
+
+    def contexts(self, indices: list[int]):
+        import torch
+
+        todo = [i for i in dict.fromkeys(indices) if i not in self.context]
+        if todo:
+            hdim, cdim = self.raft.hidden_dim, self.raft.context_dim
+            net, inp = torch.split(self.raft.cnet(self._images(todo)), [hdim, cdim], dim=1)
+            for i, h, c in zip(todo, torch.tanh(net), torch.relu(inp)):
+                self.context[i] = (h, c)
+        return torch.stack([self.context[i][0] for i in indices]), torch.stack([self.context[i][1] for i in indices])
+
+    def release(self, done: int) -> None:
+        for cache in (self.fmap, self.context):
+            for i in [i for i in cache if self.last_use[i] <= done]:
+                del cache[i]
+
+
+def raft_flows(raft, fmap1, fmap2, net, inp, iters: int = RAFT_ITERS):
+    """The upsampled flow that vbench's ``RAFT.forward(image1, image2, iters, test_mode=True)`` returns, from the
+    pair's feature maps and context.  The same operations in the same order, except that the convex-upsampling mask
+    and the upsampled flow are computed for the last iteration only (test mode discards the others; neither feeds
+    back into the iterations)."""
     import torch
 
-    device = next(raft.parameters()).device
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(first), batch_size):
-            a = torch.from_numpy(np.ascontiguousarray(first[start : start + batch_size])).permute(0, 3, 1, 2).float()
-            b = torch.from_numpy(np.ascontiguousarray(second[start : start + batch_size])).permute(0, 3, 1, 2).float()
-            a, b = pad_to_multiple(a.to(device), b.to(device))
-            _, flow = raft(a, b, iters=RAFT_ITERS, test_mode=True)
+    corr_mod = import_vbench("vbench.third_party.RAFT.core.corr")
+    utils_core = import_vbench("vbench.third_party.RAFT.core.utils_core.utils")
+    n, _, h, w = fmap1.shape
+    corr_fn = corr_mod.CorrBlock(fmap1, fmap2, radius=raft.args.corr_radius)
+    coords0 = utils_core.coords_grid(n, h, w, device=fmap1.device)
+    coords1 = utils_core.coords_grid(n, h, w, device=fmap1.device)
+    block = raft.update_block
+    for _ in range(iters):
+        corr = corr_fn(coords1)
+        flow = coords1 - coords0
+        motion_features = block.encoder(flow, corr)
+        net = block.gru(net, torch.cat([inp, motion_features], dim=1))
+        coords1 = coords1 + block.flow_head(net)
+    return raft.upsample_flow(coords1 - coords0, 0.25 * block.mask(net))
+
+
+def pair_flow_scores(raft, frames: np.ndarray, pairs: list[tuple[int, int]], fraction: float, batch_size: int = 4,
+                     stop: Callable[[np.ndarray], bool] | None = None) -> np.ndarray:
+    """For each ``(i, j)`` of ``pairs``, in order: the mean of the top ``fraction`` of the magnitudes of RAFT's flow
+    from ``frames[i]`` to ``frames[j]`` (uint8 ``T x H x W x 3``, replicate-padded to a multiple of 8, the flow
+    scored on the padded grid; ``int(h * w * fraction)`` values, as VBench).  Pairs run ``batch_size`` at a time,
+    each frame's feature map and context computed once.  ``stop(scores so far)`` returning True ends the run early
+    (the rule's decision is known): the returned array is then shorter than ``pairs``."""
+    import torch
+
+    if not pairs:
+        return np.zeros(0)
+    flows = _pair_flows(raft, frames, pairs) if hasattr(raft, "fnet") else _pair_flows_any(raft, frames, pairs)
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, len(pairs), batch_size):
+            flow = flows(start, start + batch_size)
             magnitude = torch.sqrt(flow[:, 0] ** 2 + flow[:, 1] ** 2).flatten(1)
             k = int(magnitude.shape[1] * fraction)
             out.append(torch.topk(magnitude, k, dim=1).values.mean(dim=1).double().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+            if stop is not None and stop(np.concatenate(out)):
+                break
+    return np.concatenate(out)
+
+
+def _pair_flows(raft, frames: np.ndarray, pairs: list[tuple[int, int]]):
+    """``flows(start, stop)``: vbench's RAFT flows of ``pairs[start:stop]`` (see :func:`raft_flows`)."""
+    cache = _FrameFeatures(raft, frames, pairs)
+
+    def flows(start: int, stop: int):
+        chunk = pairs[start:stop]
+        firsts, seconds = [i for i, _ in chunk], [j for _, j in chunk]
+        fmap1, fmap2 = cache.features(firsts), cache.features(seconds)
+        net, inp = cache.contexts(firsts)
+        cache.release(start + len(chunk) - 1)
+        return raft_flows(raft, fmap1, fmap2, net, inp)
+
+    return flows
+
+
+def _pair_flows_any(flow_net, frames: np.ndarray, pairs: list[tuple[int, int]]):
+    """The same for any module called like RAFT, ``flow_net(image1, image2, iters=, test_mode=True) -> (_, flow)``."""
+    import torch
+
+    device = next(flow_net.parameters()).device
+
+    def flows(start: int, stop: int):
+        chunk = pairs[start:stop]
+        a = torch.from_numpy(np.ascontiguousarray(frames[[i for i, _ in chunk]])).permute(0, 3, 1, 2).float()
+        b = torch.from_numpy(np.ascontiguousarray(frames[[j for _, j in chunk]])).permute(0, 3, 1, 2).float()
+        a, b = pad_to_multiple(a.to(device), b.to(device))
+        return flow_net(a, b, iters=RAFT_ITERS, test_mode=True)[1]
+
+    return flows
 
 
 def is_static(video: Video, raft, batch_size: int = 4) -> bool:
-    """VBench's static filter (``static_filter.py``) on one video."""
+    """VBench's static filter (``static_filter.py``) on one video.
+
+    Non-static iff more than ``count`` consecutive pairs exceed ``thres``, or the (first, last) or (last, first)
+    pair exceeds ``thres * count * 2`` -- a decision that does not depend on the order the pairs are scored in, so
+    the two first/last pairs run first and scoring stops as soon as the video is known to move."""
     frames = video.frames
     t, h, w, _ = frames.shape
     if t < 2:
         raise MediaError(f"static filter needs at least 2 frames, the video has {t}")
-    first = np.concatenate([frames[:-1], frames[[0, -1]]])
-    second = np.concatenate([frames[1:], frames[[-1, 0]]])
-    scores = top_flow_magnitudes(raft, first, second, 0.02, batch_size)
     thres = 3.0 * min(h, w) / 256.0
     count_num = round(2 * (t / 16.0))
-    # VBench returns early once the running count exceeds count_num: same as comparing the total
-    if int((scores[:-2] > thres).sum()) > count_num:
-        return False
-    return not bool((scores[-2:] > thres * count_num * 2).any())
+    pairs = [(0, t - 1), (t - 1, 0)] + [(i, i + 1) for i in range(t - 1)]
+
+    def moves(scores: np.ndarray) -> bool:
+        return bool((scores[:2] > thres * count_num * 2).any()) or int((scores[2:] > thres).sum()) > count_num
+
+    return not moves(pair_flow_scores(raft, frames, pairs, 0.02, batch_size, stop=moves))
 
 
 def static_filter(videos: list[Any], raft_path: str | None = None) -> list[bool]:
@@ -145,19 +268,36 @@ def dynamic_interval(fps: float) -> int:
 
 
 def is_dynamic(video: Video, raft, batch_size: int = 4) -> bool:
-    """VBench's dynamic_degree decision for one video."""
+    """VBench's dynamic_degree decision for one video (see :func:`dynamic_decision`)."""
+    return dynamic_decision(video, raft, batch_size)[0]
+
+
+def dynamic_decision(video: Video, raft, batch_size: int = 4) -> tuple[bool, int]:
+    """VBench's dynamic_degree decision for one video, and how many frame pairs were scored to reach it.
+
+    Dynamic iff at least ``count`` consecutive pairs (frames subsampled by :func:`dynamic_interval`) exceed
+    ``thres``.  Scoring stops as soon as the decision is known (``count`` pairs above, or too few pairs left to
+    reach it); the decision is the one over all pairs."""
     frames = video.frames[:: dynamic_interval(video.fps)]
     t, h, w, _ = frames.shape
     if t < 2:
         raise MediaError(f"dynamic_degree needs at least 2 frames after subsampling, the video has {t}")
-    scores = top_flow_magnitudes(raft, frames[:-1], frames[1:], 0.05, batch_size)
     thres = 6.0 * min(h, w) / 256.0
     count_num = round(4 * (t / 16.0))
-    return int((scores > thres).sum()) >= count_num
+    pairs = [(i, i + 1) for i in range(t - 1)]
+    if count_num <= 0:
+        return True, 0  # VBench's check_move returns at its first pair: count >= 0
+
+    def decided(scores: np.ndarray) -> bool:
+        above = int((scores > thres).sum())
+        return above >= count_num or above + len(pairs) - len(scores) < count_num
+
+    scores = pair_flow_scores(raft, frames, pairs, 0.05, batch_size, stop=decided)
+    return int((scores > thres).sum()) >= count_num, len(scores)
 
 
-def smoothness_score(video: Video, amt) -> float:
-    """VBench's motion smoothness of one video with an AMT-S network."""
+def smoothness_score(video: Video, amt, batch_size: int = AMT_BATCH) -> float:
+    """VBench's motion smoothness of one video with an AMT-S network (``batch_size`` frame pairs per call)."""
     import torch
 
     amt_utils = import_vbench("vbench.third_party.amt.utils.utils")
@@ -169,17 +309,19 @@ def smoothness_score(video: Video, amt) -> float:
     inputs = torch.from_numpy(np.ascontiguousarray(kept)).permute(0, 3, 1, 2).float().div(255.0)
     padder = amt_utils.InputPadder(inputs.shape, 16)
     inputs = padder.pad(inputs.to(device))
-    embt = torch.tensor(0.5, dtype=torch.float32, device=device).view(1, 1, 1, 1)
-    diffs = []
-    with torch.no_grad():
-        for k in range(len(kept) - 1):
-            pred = amt(inputs[k : k + 1], inputs[k + 1 : k + 2], embt, scale_factor=1.0, eval=True)["imgt_pred"]
+    pairs = len(kept) - 1
+    diffs: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, pairs, batch_size):
+            stop = min(start + batch_size, pairs)
+            embt = torch.full((stop - start, 1, 1, 1), 0.5, dtype=torch.float32, device=device)
+            pred = amt(inputs[start:stop], inputs[start + 1 : stop + 1], embt, scale_factor=1.0, eval=True)["imgt_pred"]
             if not torch.isfinite(pred).all():  # VBench would silently cast NaN to uint8
                 raise MediaError("motion_smoothness: AMT-S produced non-finite frames (bad weights or a frame under 128 px?)")
-            image = (padder.unpad(pred) * 255.0)[0].permute(1, 2, 0).cpu().numpy().clip(0, 255).astype(np.uint8)
-            real = frames[2 * k + 1]
-            diffs.append(np.mean(np.abs(real.astype(np.int16) - image.astype(np.int16))))
-    return float((255.0 - np.mean(diffs)) / 255.0)
+            images = (padder.unpad(pred) * 255.0).permute(0, 2, 3, 1).cpu().numpy().clip(0, 255).astype(np.uint8)
+            real = frames[2 * start + 1 : 2 * stop : 2]
+            diffs.append(np.abs(real.astype(np.int16) - images.astype(np.int16)).mean(axis=(1, 2, 3)))
+    return float((255.0 - np.mean(np.concatenate(diffs))) / 255.0)
 
 
 def dynamic_degree(videos: list[Any], raft_path: str | None = None) -> float:
@@ -219,7 +361,7 @@ class DynamicDegree(VBenchDimensionMetric):
 
     def score_video(self, video: Video, item: MetricInput) -> float | Skip:
         require_frames(video, 2, item.item_id, self.dimension)
-        raft = self.cached("raft", lambda: load_raft(self.options.raft_path))
+        raft = self.load_shared("raft", load_raft, "vbench_raft_things", self.options.raft_path)
         return float(is_dynamic(video, raft, self.options.batch_size))
 
 
@@ -243,5 +385,5 @@ class MotionSmoothness(VBenchDimensionMetric):
 
     def score_video(self, video: Video, item: MetricInput) -> float | Skip:
         require_frames(video, 3, item.item_id, self.dimension)
-        amt = self.cached("amt", lambda: load_amt(self.options.amt_path))
+        amt = self.load_shared("amt", load_amt, "vbench_amt_s", self.options.amt_path)
         return smoothness_score(video, amt)

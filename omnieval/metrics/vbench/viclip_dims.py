@@ -29,7 +29,7 @@ import numpy as np
 from omnieval.errors import MediaError
 from omnieval.media import Video
 from omnieval.metrics.base import MetricInput
-from omnieval.metrics.vbench.common import VBenchDimensionMetric, as_video, default_device, import_vbench, load_state_dict
+from omnieval.metrics.vbench.common import VBenchDimensionMetric, as_video, import_vbench, load_state_dict, skip_init
 from omnieval.metrics.vbench.consistency import CLIP_MEAN, CLIP_STD, _device_of, preprocess
 from omnieval.registry import register_metric
 
@@ -61,22 +61,37 @@ def load_viclip(path: str | os.PathLike, device: str = "cpu"):
     bpe = ensure_viclip_bpe()
     viclip = import_vbench("vbench.third_party.ViCLIP.viclip")
     tokenizer = import_vbench("vbench.third_party.ViCLIP.simple_tokenizer").SimpleTokenizer(str(bpe))
-    model = viclip.ViCLIP(tokenizer=tokenizer, pretrain=None)
-    model.load_state_dict(load_state_dict(path, key="model"))
+    state = load_state_dict(path, key="model")
+    with skip_init():  # every weight is loaded strictly below
+        model = viclip.ViCLIP(tokenizer=tokenizer, pretrain=None)
+    model.load_state_dict(state)
     return model.eval().to(device)
 
 
-def viclip_similarity(frames: np.ndarray, text: str, model, *, num_frames: int = 8, size: int = 224, device: str = "cpu") -> float:
-    """``cos(ViCLIP video feature, ViCLIP text feature)`` of one video (``T x H x W x 3`` uint8) and ``text``."""
+def viclip_video_feature(frames: np.ndarray, model, *, num_frames: int = 8, size: int = 224, device: str = "cpu"):
+    """The L2-normalised ViCLIP feature (``1 x D``) of one video's ``num_frames`` 'middle' frames."""
     import torch
     import torch.nn.functional as F
 
     picked = frames[vbench_middle_indices(num_frames, len(frames))]
     x = preprocess(picked, size, interpolation="bicubic", crop=True, mean=CLIP_MEAN, std=CLIP_STD, quantized=True)
-    with torch.no_grad():
-        video_feat = F.normalize(model.encode_vision(x.unsqueeze(0).to(device), test=True).float(), dim=-1)
-        text_feat = F.normalize(model.encode_text(text).float(), dim=-1)
-    return float((video_feat @ text_feat.T)[0, 0])
+    with torch.inference_mode():
+        return F.normalize(model.encode_vision(x.unsqueeze(0).to(device), test=True).float(), dim=-1)
+
+
+def viclip_text_feature(text: str, model):
+    """The L2-normalised ViCLIP feature (``1 x D``) of ``text`` (ViCLIP's tokenizer, context length 32)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.inference_mode():
+        return F.normalize(model.encode_text(text).float(), dim=-1)
+
+
+def viclip_similarity(frames: np.ndarray, text: str, model, *, num_frames: int = 8, size: int = 224, device: str = "cpu") -> float:
+    """``cos(ViCLIP video feature, ViCLIP text feature)`` of one video (``T x H x W x 3`` uint8) and ``text``."""
+    video_feat = viclip_video_feature(frames, model, num_frames=num_frames, size=size, device=device)
+    return float((video_feat @ viclip_text_feature(text, model).T)[0, 0])
 
 
 def viclip_score(videos: Iterable[Any], prompts: Iterable[str], model, *, num_frames: int = 8, size: int = 224, device: str = "cpu") -> float:
@@ -110,16 +125,18 @@ class _ViCLIPDimension(VBenchDimensionMetric):
     needs: ClassVar[tuple[str, ...]] = ("output", "prompt")
 
     def model(self):
-        from omnieval.metrics.weights import resolve
-
-        return self.cached("viclip", lambda: load_viclip(resolve(self.options.weight_id, self.options.ckpt_path), default_device()))
+        return self.load_shared("viclip", load_viclip, self.options.weight_id, self.options.ckpt_path)
 
     def score_video(self, video: Video, item: MetricInput) -> float:
         if not item.prompt:
             raise MediaError(f"item {item.item_id}: {self.dimension} needs the prompt")
         model = self.model()
         o = self.options
-        return viclip_similarity(video.frames, item.prompt, model, num_frames=o.num_frames, size=o.size, device=_device_of(model))
+        texts = self.__dict__.setdefault("_texts", {})  # prompt -> text feature (a prompt has several samples)
+        if item.prompt not in texts:
+            texts[item.prompt] = viclip_text_feature(item.prompt, model)
+        video_feat = viclip_video_feature(video.frames, model, num_frames=o.num_frames, size=o.size, device=_device_of(model))
+        return float((video_feat @ texts[item.prompt].T)[0, 0])
 
 
 @register_metric(
