@@ -32,9 +32,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -169,11 +170,9 @@ def write_tag2text(directory: Path) -> Path:
 def write_grit(directory: Path) -> Path:
     """GRiT-B (ViT-B backbone, CenterNet, 3-stage cascade, BERT text decoder) with the tests' random-weight recipe
     (a few detections per frame with short descriptions), in detectron2's ``{"model": state_dict}`` layout."""
-    from test_vbench_grit import random_grit, save_checkpoint
+    from test_vbench_grit import GRIT_B_RECIPE, random_grit, save_checkpoint
 
     from omnieval.metrics.vbench.grit import GRiTConfig
-
-    from test_vbench_grit import GRIT_B_RECIPE
 
     model = random_grit(GRiTConfig.vbench(), None, **GRIT_B_RECIPE)
     save_checkpoint(model, directory / "grit_b_densecap_objectdet.pth")

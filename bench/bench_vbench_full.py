@@ -70,9 +70,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -684,7 +685,8 @@ def _smoothness_jobs(amt, videos, docs) -> list[Job]:
 def _action_jobs(umt, videos, docs) -> list[Job]:
     from omnieval.metrics.vbench.semantic_dims import umt_clip
 
-    return [lambda c=umt_clip(v.frames): umt(c) for v in videos]
+    clips = [umt_clip(v.frames) for v in videos]
+    return [lambda c=c: umt(c) for c in clips]
 
 
 #: dimension -> (network, builder of its forward calls on the dimension's videos)
@@ -874,10 +876,12 @@ def main() -> int:
 
         ensure_viclip_bpe()  # before vbench's ViCLIP module is imported (it would try to download it)
         # imports of both sides, before any timing
+        import importlib
+
         import vbench  # noqa: F401
+
         import omnieval.cli  # noqa: F401
         from omnieval.metrics.vbench import clip_dims, consistency, flicker, motion, quality_dims, semantic_dims, viclip_dims  # noqa: F401
-        import importlib
 
         if "human_action" in dims:
             patch_vbench_for_human_action()

@@ -316,7 +316,7 @@ def build(cls: type, data: Any, where: str):
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _type_hints(cls: type) -> dict[str, Any]:
     return get_type_hints(cls)
 

@@ -12,15 +12,16 @@ written, so a wrong or non-finite output never becomes a scored artifact.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from omnieval import shards
 from omnieval.capabilities import Capability
 from omnieval.config import TaskConfig
 from omnieval.errors import MediaError, OmniEvalError
+from omnieval.failures import FailureTracker, failure_record, is_fatal
 from omnieval.frames import is_task_sampled, take_frames
 from omnieval.loaders.records import resolve_media_path
-from omnieval.failures import FailureTracker, failure_record, is_fatal
 from omnieval.media import Video, as_uint8_image, read_media
 from omnieval.models.base import Generation, Model, Request
 from omnieval.planning import TaskPlan, WorkItem

@@ -14,8 +14,8 @@ Conventions (VBench 0.1.5 ``vbench/__init__.py`` ``build_full_info_json``, ``sta
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from omnieval.errors import ConfigError
 

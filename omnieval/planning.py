@@ -11,8 +11,8 @@ work from it (they take plans, not a runner).
 from __future__ import annotations
 
 import string
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from omnieval.capabilities import Capability, capability
 from omnieval.config import MetricSpec, RunConfig, TaskConfig, stable_hash

@@ -15,8 +15,8 @@ outage) is aggregated as a failure and scored again by the next run.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from omnieval import shards
 from omnieval.config import MetricSpec, stable_hash

@@ -4,15 +4,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import harness_fixtures as hf
 import numpy as np
 import pytest
+from test_media import bomb_png
 
-import harness_fixtures as hf
 from omnieval.cli import main
 from omnieval.media import Video, write_image, write_video
 from omnieval.models.base import Model
 from omnieval.registry import register_model
-from test_media import bomb_png
 
 
 @register_model("test-bad-output", description="returns broken media (bad-input tests)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from clip_fixtures import random_images, save_tiny_clip, torchmetrics_clip_loader
 
 from omnieval.errors import ConfigError, MediaError, MissingWeightsError
 from omnieval.media import Video
@@ -11,7 +12,6 @@ from omnieval.metrics import clip as C
 from omnieval.metrics.base import MetricInput
 from omnieval.metrics.clip_backbones import clip_bpe_tokenizer, load_backbone
 from omnieval.registry import get_metric
-from clip_fixtures import random_images, save_tiny_clip, torchmetrics_clip_loader
 
 PROMPTS = ["a red cat on a mat", "two dogs, running!", "a café at night", "a red cat on a mat"]
 

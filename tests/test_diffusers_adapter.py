@@ -1,9 +1,10 @@
 """The ``diffusers`` adapter on a tiny random WanPipeline saved to disk and loaded back through from_pretrained."""
 from __future__ import annotations
 
-from omnieval.models.base import make_requests
 import numpy as np
 import pytest
+
+from omnieval.models.base import make_requests
 
 torch = pytest.importorskip("torch")
 

@@ -6,11 +6,11 @@ import io
 import json
 from pathlib import Path
 
+import harness_fixtures as hf
 import numpy as np
 import pytest
 from PIL import Image
 
-import harness_fixtures as hf
 from omnieval.cli import main
 from omnieval.config import load_task_file
 from omnieval.errors import ConfigError, UnknownNameError
@@ -150,8 +150,8 @@ def test_chained_items_edit_the_previous_output(tmp_path):
 
 def test_chain_resume_and_limit(tmp_path, monkeypatch):
     """A run stopped after turn 1 resumes with turn 2 from the stored turn-1 output; --limit keeps predecessors."""
-    from omnieval.planning import plan_items
     from omnieval.models.base import ModelIdentity
+    from omnieval.planning import plan_items
 
     tasks = _chain_fixture(tmp_path / "tasks")
     out = tmp_path / "out"
@@ -180,10 +180,9 @@ def test_chain_resume_and_limit(tmp_path, monkeypatch):
     items = plan_items(cfg, docs, ident, ["off", "on"], None)
     by = {(it.doc.id, it.think): it for it in items}
     assert by[("a2", "on")].after == by[("a1", "on")].key and by[("a1", "off")].after is None
-    from omnieval.planning import TaskPlan
-    from omnieval.capabilities import capability
-
     from omnieval import shards
+    from omnieval.capabilities import capability
+    from omnieval.planning import TaskPlan
 
     plan = TaskPlan(cfg, capability("edit_image"), tuple(docs), tuple(items), ())
     blocks = shards.blocks(plan, 1, together=plan.together())

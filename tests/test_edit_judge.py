@@ -17,12 +17,12 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+import editing_fixtures as F
 import numpy as np
 import pytest
+from judge_fixtures import FakeJudge, ok
 from PIL import Image
 
-import editing_fixtures as F
-from judge_fixtures import FakeJudge, ok
 from omnieval.cli import main
 from omnieval.media import write_image
 from omnieval.metrics import edit_judge as EJ
@@ -222,7 +222,7 @@ def test_prompts_and_readers_equal_lmms_eval(monkeypatch):
         assert EJ.read_viescore(text) == mllm_output_to_dict(text, give_up_parsing=False), text
         random.seed(42)
         rng = random.Random(42)
-        assert EJ.read_viescore(text, lambda: rng.randint(0, 10)) == mllm_output_to_dict(text, give_up_parsing=True), text
+        assert EJ.read_viescore(text, lambda rng=rng: rng.randint(0, 10)) == mllm_output_to_dict(text, give_up_parsing=True), text
     for text in ["A: 1\nB: 2\nC: 3", "x: 10 y: 4 z:2 w: 5", "1\n2\n3\n4", "4 stars", "", "Score: 3/5\nOther: 2\nLast: 1"]:
         assert EJ.read_imgedit(text) == I.parse_gpt_scores(text), text
     for ratio in (1.0, 4 / 3, 0.75, 16 / 9, 1 / 3):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from clip_fixtures import random_images
 from PIL import Image
 
 from omnieval.errors import ConfigError, MediaError, MissingWeightsError
@@ -11,7 +12,6 @@ from omnieval.media import Video
 from omnieval.metrics import editing as E
 from omnieval.metrics.base import MetricInput
 from omnieval.registry import get_metric
-from clip_fixtures import random_images
 
 
 def _magicbrush_distance(gen: np.ndarray, gt: np.ndarray, loss) -> float:
@@ -67,10 +67,10 @@ def test_dino_matches_magicbrush_pipeline(tmp_path):
 
     The backbone is a tiny random timm ViT saved to a file and loaded through ``dino_path``; tolerance 1e-5.
     """
+    import copy
+
     from scipy.spatial import distance
     from torchvision import transforms
-
-    import copy
 
     net = copy.deepcopy(E.load_dino("dino-tiny-random"))  # the loader caches: never mutate its model
     path = tmp_path / "dino.pth"

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
+import editing_fixtures as F
 import numpy as np
 import pytest
 
-import editing_fixtures as F
 from omnieval.cli import main
 from omnieval.errors import ConfigError
 from omnieval.media import read_image, write_image

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from clip_fixtures import random_images
 
 from omnieval.errors import MediaError, MissingWeightsError
 from omnieval.media import Video, write_image
 from omnieval.metrics import fid as F
 from omnieval.metrics.base import MetricInput
 from omnieval.registry import get_metric
-from clip_fixtures import random_images
 
 
 class TinyFeatures(torch.nn.Module):

@@ -186,7 +186,7 @@ def test_metric_merge_equals_single_process(tmp_path, ts_ckpt):
     cls = get_metric("fvd")
     ref = FeatureStats()
     protocol = fvd.get_protocol("styleganv_16f")
-    ref.update(fvd.extract_features(_videos(8, 5, t=20), str("i3d_torchscript"), protocol, side="real", ckpt_path=ts_ckpt))
+    ref.update(fvd.extract_features(_videos(8, 5, t=20), "i3d_torchscript", protocol, side="real", ckpt_path=ts_ckpt))
     ref_path = ref.save(tmp_path / "ref.npz", protocol_hash=protocol.reference_hash())
     options = dict(preset="styleganv_16f", ckpt_path=str(ts_ckpt), reference_stats=str(ref_path))
     inputs = _inputs(_videos(9, 6, t=16, high=200), "gen")

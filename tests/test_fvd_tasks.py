@@ -8,8 +8,8 @@ network receives, plus the call's arguments), so every pixel of the protocol's p
 from __future__ import annotations
 
 import json
-import shutil
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np

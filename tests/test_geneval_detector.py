@@ -21,9 +21,16 @@ from omnieval.errors import ConfigError, MissingWeightsError, OmniEvalError
 from omnieval.metrics.base import MetricInput
 from omnieval.metrics.geneval import GenEval
 from omnieval.metrics.geneval_color import COLORS, TEMPLATES, ColorClassifier, load_color_classifier, object_crop
-from omnieval.metrics.geneval_detector import (OBJECT_NAMES, Detection, Mask2FormerDetector, MMDetDetector,
-                                               detections_from_mmdet, geneval_class_name, instance_postprocess,
-                                               masks_to_boxes)
+from omnieval.metrics.geneval_detector import (
+    OBJECT_NAMES,
+    Detection,
+    Mask2FormerDetector,
+    MMDetDetector,
+    detections_from_mmdet,
+    geneval_class_name,
+    instance_postprocess,
+    masks_to_boxes,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -117,8 +124,7 @@ def test_padding_is_cropped_before_resizing_masks():
 # -- tiny transformers Mask2Former through the real loading path -------------------------------
 @pytest.fixture(scope="module")
 def tiny_mask2former(tmp_path_factory):
-    from transformers import (Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor,
-                              SwinConfig)
+    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor, SwinConfig
 
     torch.manual_seed(0)
     backbone = SwinConfig(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],

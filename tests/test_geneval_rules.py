@@ -14,8 +14,7 @@ import pytest
 
 from omnieval.errors import ConfigError, MediaError
 from omnieval.metrics.base import MetricInput
-from omnieval.metrics.geneval import (GenEval, box_iou, evaluate_detections, evaluate_rules, relative_position,
-                                      select_detections)
+from omnieval.metrics.geneval import GenEval, box_iou, evaluate_detections, evaluate_rules, relative_position, select_detections
 from omnieval.metrics.geneval_color import COLORS
 from omnieval.metrics.geneval_detector import OBJECT_NAMES, Detection
 

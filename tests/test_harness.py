@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import harness_fixtures as hf
 import pytest
 
-import harness_fixtures as hf
 from omnieval.cli import main
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -118,8 +118,8 @@ def _read_keys(path: Path) -> list[str]:
 def test_sigkill_mid_task_then_resume_matches_uninterrupted_run(tmp_path, tasks_dir):
     run(tmp_path / "clean", tasks_dir, "--think", "both")
     out = tmp_path / "killed"
-    code = ("import sys; sys.path[:0] = [%r, %r]; import harness_fixtures; from omnieval.cli import main; "
-            "sys.exit(main(sys.argv[1:]))" % (str(TESTS_DIR), str(REPO)))
+    code = (f"import sys; sys.path[:0] = [{str(TESTS_DIR)!r}, {str(REPO)!r}]; import harness_fixtures; "
+            f"from omnieval.cli import main; sys.exit(main(sys.argv[1:]))")
     args = [sys.executable, "-c", code, "run", "--model", "fake-test", "--model_args", "delay=0.4", "--tasks", "harness",
             "--think", "both", "--output_path", str(out), "--include_path", str(tasks_dir)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))

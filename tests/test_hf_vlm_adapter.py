@@ -1,9 +1,10 @@
 """The ``hf-vlm`` adapter on a tiny random LLaVA saved to disk and loaded back through from_pretrained."""
 from __future__ import annotations
 
-from omnieval.models.base import make_requests
 import numpy as np
 import pytest
+
+from omnieval.models.base import make_requests
 
 torch = pytest.importorskip("torch")
 
@@ -16,8 +17,15 @@ CHAT = ("{% for m in messages %}{{ m['role'] }} :{% for c in m['content'] %}"
 @pytest.fixture(scope="module")
 def llava_dir(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
-                              LlavaProcessor, PreTrainedTokenizerFast)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -53,7 +61,8 @@ def test_answers_video_questions_deterministically(llava_dir):
     assert a == b and all(isinstance(x, str) for x in a)
     assert len(model.frames(video)) == 3 and len(model.frames(image)) == 1
     sampled = model.understand(make_requests("understand", ["what is in the video ?"], media=[video], max_new_tokens=4, temperature=1.0, top_p=0.9, seeds=[5]))
-    assert sampled == model.understand(make_requests("understand", ["what is in the video ?"], media=[video], max_new_tokens=4, temperature=1.0, top_p=0.9, seeds=[5]))
+    assert sampled == model.understand(make_requests("understand", ["what is in the video ?"], media=[video], max_new_tokens=4,
+                                                     temperature=1.0, top_p=0.9, seeds=[5]))
 
 
 def test_missing_checkpoint_is_one_clear_error():

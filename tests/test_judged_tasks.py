@@ -348,7 +348,8 @@ def test_reply_reading_equals_vila_where_the_conventions_agree():
     metric = get_metric("judge_score")(api_key_env="", extract="whole")
     for item in qa["agree"]["items"]:
         r = _ours(item["reply"], True)
-        metric.fold({"judge_failed": 0.0, "judge_score": float(r["score"])} | ({"judge_yes_rate": float(r["pred"] == "yes")} if r["pred"] in ("yes", "no") else {}))
+        yes_rate = {"judge_yes_rate": float(r["pred"] == "yes")} if r["pred"] in ("yes", "no") else {}
+        metric.fold({"judge_failed": 0.0, "judge_score": float(r["score"])} | yes_rate)
     values, printed = metric.compute(), qa["agree"]["printed"]
     assert values["judge_yes_rate"] == pytest.approx(100 * printed["Accuracy"], abs=1e-9)
     assert values["judge_score"] == pytest.approx(printed["Average score"], abs=1e-9)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import editing_fixtures as F
 import pytest
 
-import editing_fixtures as F
 from omnieval.cli import main
 from omnieval.errors import ConfigError
 from omnieval.tasks import REPO_TASKS_DIR, load_docs, resolve_tasks

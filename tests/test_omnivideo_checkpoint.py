@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pickle
 
-from omnieval.models.base import make_requests
 import numpy as np
 import pytest
 import torch
 
 from omnieval.errors import MissingWeightsError
 from omnieval.media import Video
+from omnieval.models.base import make_requests
 from omnieval.models.omnivideo.checkpoint import LAYOUT, diffusers_to_wan, load_official, save_official, wan_to_diffusers
 from omnieval.registry import get_model
 from omnieval.safe_pickle import UnsafePickleError
@@ -147,7 +147,8 @@ def test_original_t5_and_vae_files_round_trip(tiny, tmp_path):
     assert a.tokenizer("a cat").input_ids == b.tokenizer("a cat").input_ids
     src = Video(np.random.default_rng(2).integers(0, 255, (9, 36, 40, 3), dtype=np.uint8))
     gen = dict(height=32, width=32, num_frames=5, num_inference_steps=2, guidance_scale=4.0)
-    outs = [(m.generate_image(make_requests("t2i", ["a cat"], seeds=[11], **gen))[0], m.edit_video(make_requests("edit_video", ["snow"], media=[src], seeds=[12], **gen))[0])
+    outs = [(m.generate_image(make_requests("t2i", ["a cat"], seeds=[11], **gen))[0],
+             m.edit_video(make_requests("edit_video", ["snow"], media=[src], seeds=[12], **gen))[0])
             for m in (tiny, loaded)]
     for x, y in zip(*outs):
         np.testing.assert_array_equal(np.asarray(getattr(x.output, "frames", x.output)),

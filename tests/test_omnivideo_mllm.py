@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from omnieval.errors import OmniEvalError, MediaError, MissingWeightsError
+from omnieval.errors import MediaError, MissingWeightsError, OmniEvalError
 from omnieval.media import Video
 from omnieval.models.omnivideo import chat
 from omnieval.models.omnivideo.mllm import ROUTE_TASKS, DownSample2x2, MLLMConfig, MultimodalProjector, OmniMLLM

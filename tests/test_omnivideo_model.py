@@ -9,14 +9,13 @@ latents within 1.3e-6 relative); the checks here are hand-computable and do not 
 """
 from __future__ import annotations
 
-from omnieval.models.base import make_requests
 import numpy as np
 import pytest
 import torch
 
 from omnieval.errors import ConfigError, MediaError
 from omnieval.media import Video
-from omnieval.models.base import Generation
+from omnieval.models.base import Generation, make_requests
 from omnieval.models.omnivideo.adapter import DMAdapter, VisualContextAdapter, adapt_visual_tokens
 from omnieval.models.omnivideo.conditioning import build_context, pad_contexts
 from omnieval.models.omnivideo.decoder import combine_guidance, initial_noise, make_scheduler, to_uint8
@@ -48,7 +47,8 @@ def test_every_capability(tiny, think):
         assert g.info["think"] is think
         assert g.info["routed_task"] is None and g.info["task_mismatch"] is None
         assert ("rewritten_prompt" in g.info) is think
-    answers = tiny.understand(make_requests("understand", ["what?", "why?"], media=[np.zeros((32, 32, 3), np.uint8), _src_video()], seeds=[0, 1], max_new_tokens=4))
+    answers = tiny.understand(make_requests("understand", ["what?", "why?"], media=[np.zeros((32, 32, 3), np.uint8), _src_video()],
+                                            seeds=[0, 1], max_new_tokens=4))
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
+import harness_fixtures as hf
 import numpy as np
 import pytest
 
-import harness_fixtures as hf
 from omnieval.cli import main
 from omnieval.media import Video, write_image, write_video
 

@@ -284,7 +284,7 @@ def test_a_moved_run_folder_is_reported_where_it_is(saved_run, tmp_path):
     shutil.copytree(run, moved, ignore=shutil.ignore_patterns("report_assets", "*.html"))
     assert main(["report", "--output_path", str(moved)]) == 0
     page = _parse(moved / "report.html")
-    for tag, a in page.media:
+    for _tag, a in page.media:
         src = a.get("src") or a.get("data-poster")
         if src:
             assert (moved / src).is_file() and not (moved / src).resolve().is_relative_to(run.resolve()), src

@@ -17,7 +17,7 @@ from scipy import stats as sps
 from omnieval.aggregate import stats as S
 from omnieval.aggregate.geneval import GENEVAL_TAGS
 from omnieval.metrics.base import MeanMetric, Metric, MetricInput
-from omnieval.metrics.geneval import GenEval, _tag_order
+from omnieval.metrics.geneval import GenEval
 from omnieval.metrics.qa import MCQAccuracy
 
 TOL = {"rel": 1e-9, "abs": 1e-12}

@@ -5,10 +5,10 @@ import errno
 import os
 import stat
 
+import harness_fixtures as hf
 import numpy as np
 import pytest
 
-import harness_fixtures as hf
 from omnieval import media
 from omnieval import store as store_module
 from omnieval.cli import main

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 
+import harness_fixtures  # noqa: F401 - registers the fake model and test metrics
 import pytest
 
-import harness_fixtures  # noqa: F401 - registers the fake model and test metrics
 from omnieval.aggregate.vbench import load_constants, vbench_scores
 from omnieval.cli import main
 
@@ -86,10 +86,10 @@ def test_metric_that_cannot_run_here_fails_at_start_up(tmp_path, capsys):
 
 def test_videomme_style_task_media_template_env_root_and_breakdowns(tmp_path, monkeypatch, capsys):
     """Hub-style docs (options already lettered, media named by id) run through the real Video-MME YAML."""
+    import numpy as np
+
     from omnieval.media import Video, write_video
     from omnieval.tasks import all_tasks
-
-    import numpy as np
 
     videos = tmp_path / "videomme" / "data"
     videos.mkdir(parents=True)

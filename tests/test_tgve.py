@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import editing_fixtures as F
 import numpy as np
 import pytest
 
-import editing_fixtures as F
 from omnieval.cli import main
 from omnieval.errors import ConfigError
 from omnieval.tasks import REPO_TASKS_DIR, load_docs, resolve_tasks
@@ -89,8 +89,8 @@ def test_parity_with_recorded_loveu_and_v2vbench(tmp_path):
 
 def test_pil_preprocessing_matters():
     """The torchvision backend (transformers 5's default) moves CLIP-T; ``preprocess: pil`` is what the references ran."""
-    from omnieval.metrics.base import MetricInput
     from omnieval.media import Video
+    from omnieval.metrics.base import MetricInput
     from omnieval.registry import get_metric
 
     rng = np.random.default_rng(0)

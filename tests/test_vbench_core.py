@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vbench_fixtures import moving_video, random_amt_checkpoint, random_raft_checkpoint, write_videos
 
+from omnieval import naming
+from omnieval.cli import main
 from omnieval.errors import ConfigError, MediaError, MissingWeightsError
 from omnieval.media import Video, write_video
 from omnieval.metrics.base import MetricInput
-from omnieval import naming
-from omnieval.cli import main
 from omnieval.metrics.vbench import flicker, motion, suite
 from omnieval.metrics.vbench.common import read_video_cv2
 from omnieval.registry import get_metric
-from vbench_fixtures import moving_video, random_amt_checkpoint, random_raft_checkpoint, write_videos
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import os
 
 import numpy as np
 import pytest
+from vbench_fixtures import write_videos
 
 from omnieval.errors import MediaError, MissingWeightsError, OmniEvalError
 from omnieval.media import Video
 from omnieval.metrics.base import MetricInput
 from omnieval.metrics.vbench import clip_dims, consistency, quality_dims, semantic_dims, viclip_dims
 from omnieval.metrics.vbench.semantic_dims import Detection
-from vbench_fixtures import write_videos
 
 TOL = 1e-6
 
@@ -372,7 +372,8 @@ def test_scene_and_human_action_rules():
     assert not semantic_dims.action_correct([0.8499, 0.95, 0.1, 0.1, 0.1], names, "riding a bike")
     assert not semantic_dims.action_correct([0.99, 0.95, 0.1, 0.1, 0.1], names, "jogging")  # not in kept top-5
     metric = semantic_dims.HumanAction(classifier=lambda frames: ([0.9, 0.9, 0.1, 0.1, 0.1], names))
-    metric.update([MetricInput(item_id=f"v{i}", output=np.zeros((16, 8, 8, 3), np.uint8), prompt=p) for i, p in enumerate(["A person is riding a bike", "A person is jogging"])])
+    prompts = ["A person is riding a bike", "A person is jogging"]
+    metric.update([MetricInput(item_id=f"v{i}", output=np.zeros((16, 8, 8, 3), np.uint8), prompt=p) for i, p in enumerate(prompts)])
     assert metric.compute() == {"human_action": 0.5}
 
 

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from vbench_fixtures import moving_video
 
 from omnieval.errors import UnknownNameError
 from omnieval.media import Video
-from omnieval.registry import get_metric
 from omnieval.metrics.base import MetricInput
 from omnieval.metrics.vbench import long as L
 from omnieval.metrics.vbench.common import VBenchDimensionMetric
 from omnieval.metrics.vbench.flicker import TemporalFlickering, flickering_score
-from vbench_fixtures import moving_video
+from omnieval.registry import get_metric
 
 PUBLISHED_CLIP_SECONDS = {
     "subject_consistency": 2.0, "background_consistency": 2.0, "motion_smoothness": 2.0, "temporal_flickering": 2.0,

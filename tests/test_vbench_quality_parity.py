@@ -14,11 +14,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from vbench_fixtures import moving_video
 
 from omnieval.errors import OmniEvalError
 from omnieval.media import Video, write_video
 from omnieval.metrics.base import MetricInput
-from vbench_fixtures import moving_video
 
 pytest.importorskip("pyiqa")
 pytest.importorskip("vbench")

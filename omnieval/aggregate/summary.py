@@ -8,8 +8,9 @@ Total/Quality/Semantic) are computed from the values.  :func:`result_name` is th
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from omnieval.aggregate import stats, task_aggregate
 from omnieval.config import MetricSpec, TaskConfig

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from omnieval.errors import ConfigError, UnknownNameError
 
@@ -61,8 +61,7 @@ class Loader:
 
 
 def _table() -> dict[str, Loader]:
-    from omnieval.loaders import (files, five, hub, loveu_tgve, magicbrush, msrvtt, t2i_reasonbench, v2vbench, video_qa,
-                                  wise)
+    from omnieval.loaders import files, five, hub, loveu_tgve, magicbrush, msrvtt, t2i_reasonbench, v2vbench, video_qa, wise
 
     return {
         "file": files.LOADER,

@@ -21,8 +21,9 @@ default: all frames).  Conventions, with their sources:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -313,7 +314,8 @@ class ClipTOptions(ClipOptions):
         check_choice("clip_t", "image", self.image, ("output", "reference"))
 
 
-@register_metric("clip_t", description="CLIP-T (LOVEU-TGVE): mean over frames of logit_scale*cos(frame, prompt)", capability=("t2v", "edit_video", "t2i", "edit_image"))
+@register_metric("clip_t", description="CLIP-T (LOVEU-TGVE): mean over frames of logit_scale*cos(frame, prompt)",
+                 capability=("t2v", "edit_video", "t2i", "edit_image"))
 class ClipT(ClipMetric):
     Options = ClipTOptions
     needs = ("output", "prompt")
@@ -410,7 +412,8 @@ class FrameConsistencyOptions(ClipOptions):
         check_choice("clip_frame_consistency", "variant", self.variant, FRAME_CONSISTENCY_VARIANTS)
 
 
-@register_metric("clip_frame_consistency", description="CLIP frame consistency of a video (all_pairs | consecutive)", capability=("t2v", "edit_video", "long_video"))
+@register_metric("clip_frame_consistency", description="CLIP frame consistency of a video (all_pairs | consecutive)",
+                 capability=("t2v", "edit_video", "long_video"))
 class ClipFrameConsistency(ClipMetric):
     Options = FrameConsistencyOptions
     key = "clip_frame_consistency"

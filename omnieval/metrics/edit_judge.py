@@ -292,7 +292,7 @@ class VIEScore(_EditJudge):
             if failed:
                 return {"judge_failed": 1.0, "judge_raw": raw, RETRY: failed[0].error}
             rng = random.Random(42)  # lmms-eval seeds 42 before each call; both replies are read after both calls
-            guess = (lambda: rng.randint(0, 10)) if round_ > 1 else None
+            guess = (lambda rng=rng: rng.randint(0, 10)) if round_ > 1 else None
             sc, pq = (read_viescore(r.content or "", guess) for r in replies)
             if sc is not False and pq is not False:
                 values = viescore_values(sc, pq)

@@ -148,7 +148,8 @@ class EditL1(PixelMetric):
     higher_is_better = False
 
 
-@register_metric("edit_l2", description="MagicBrush L2 (MSE) on [0,1] pixels, output resized (bicubic) to the ground truth", capability=("edit_image", "edit_video"))
+@register_metric("edit_l2", description="MagicBrush L2 (MSE) on [0,1] pixels, output resized (bicubic) to the ground truth",
+                 capability=("edit_image", "edit_video"))
 class EditL2(PixelMetric):
     kind = "l2"
     higher_is_better = False

@@ -25,16 +25,17 @@ from __future__ import annotations
 import functools
 import io
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from omnieval.errors import ConfigError, MediaError, MissingWeightsError
 from omnieval.media import IMAGE_SUFFIXES, as_frames, frame_count, read_image, sample_frame_indices, sample_frames
-from omnieval.metrics.frechet import FeatureStats
 from omnieval.metrics.base import Metric, MetricInput, list_state, mergeable_state
+from omnieval.metrics.frechet import FeatureStats
 from omnieval.registry import register_metric
 
 if TYPE_CHECKING:

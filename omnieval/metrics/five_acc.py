@@ -105,7 +105,8 @@ class FiveAccOptions(JudgeSettings):
     cache: bool = True
 
 
-@register_metric("five_acc", description="FiVE-Acc (FiVE-Bench): VLM yes/no and multiple-choice accuracy of the edit, union, intersection, mean", capability="edit_video")
+@register_metric("five_acc", description="FiVE-Acc (FiVE-Bench): VLM yes/no and multiple-choice accuracy of the edit, union, intersection, mean",
+                 capability="edit_video")
 class FiveAcc(MacroMean):
     """See the module docstring."""
 

@@ -18,8 +18,8 @@ Conventions (djghosh13/geneval ``evaluation/evaluate_images.py``, clip_benchmark
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageColor

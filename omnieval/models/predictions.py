@@ -35,9 +35,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from omnieval.capabilities import CAPABILITIES
 from omnieval.errors import ConfigError, MediaError
 from omnieval.media import Video, read_media
-from omnieval.capabilities import CAPABILITIES
 from omnieval.models.base import Generation, Model, Request, quick_fingerprint
 from omnieval.registry import register_model
 

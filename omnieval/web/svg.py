@@ -123,7 +123,7 @@ def grouped_bars(categories: list[str], series: list[tuple[str, list[float | Non
                           extra=f' transform="rotate(-90 12 {_f(topm + plot_h / 2)})"'))
     for i, cat in enumerate(categories):
         x0 = left + gap / 2 + i * group_w
-        for k, (name, vs, labels) in enumerate(series):
+        for k, (_name, vs, labels) in enumerate(series):
             v = vs[i]
             if v is None:
                 continue

@@ -26,18 +26,18 @@ import torch
 
 
 def record(ref_dir: Path, out: Path, model_dir: Path) -> None:
-    import transformers
     from glob import glob
 
+    import editing_fixtures as F
+    import transformers
     from PIL import Image
 
-    import editing_fixtures as F
-
     sys.path.insert(0, str(ref_dir))
-    import run_eval as L  # noqa: E402
     from v2vbench.clip_consistency import ClipConsistency
     from v2vbench.clip_text_alignment import ClipTextAlignment
     from v2vbench.pick_score import PickScore
+
+    import run_eval as L  # noqa: E402
 
     result = {"recorded_with": {"transformers": transformers.__version__, "torch": torch.__version__},
               "checksum": F.weights_checksum_dir(model_dir), "loveu": {}, "v2vbench": {}}

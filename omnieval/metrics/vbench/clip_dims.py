@@ -18,8 +18,9 @@ appearance_style
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,7 +74,8 @@ def aesthetic_frame_scores(frames: np.ndarray, clip_model, head, *, size: int = 
 
 def aesthetic_quality(videos: Iterable[Any], clip_model, head, *, size: int = 224, device: str = "cpu") -> float:
     """VBench aesthetic quality of ``videos``: mean over videos of the per-video mean frame score."""
-    per_video = [float(aesthetic_frame_scores(as_video(v, f"aesthetic_quality: video {i}").frames, clip_model, head, size=size, device=device).mean()) for i, v in enumerate(videos)]
+    per_video = [float(aesthetic_frame_scores(as_video(v, f"aesthetic_quality: video {i}").frames, clip_model, head, size=size,
+                                              device=device).mean()) for i, v in enumerate(videos)]
     if not per_video:
         raise MediaError("aesthetic_quality: no videos given")
     return float(np.mean(per_video))

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -139,7 +140,7 @@ def batched_over_videos(videos: Iterable[np.ndarray], prepare, forward, batch: i
     def flush() -> None:
         nonlocal filled
         result = forward(torch.cat([rows for _, rows in pending]))
-        for (index, rows), part in zip(pending, torch.split(result, [len(rows) for _, rows in pending])):
+        for (index, _), part in zip(pending, torch.split(result, [len(rows) for _, rows in pending])):
             outputs[index].append(part)
         pending.clear()
         filled = 0

@@ -23,9 +23,10 @@ float64), so the two agree to ~1e-7 (float32 rounding of VBench's per-pair means
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from omnieval.metrics.base import MetricInput, State
 from omnieval.metrics.vbench.common import Skip, VBenchDimensionMetric, as_video, require_frames
 from omnieval.naming import vbench_file_order
 from omnieval.registry import register_metric
+
 
 def pair_mae(frames: np.ndarray) -> np.ndarray:
     """Mean absolute difference of consecutive frames, one float64 per pair (``T-1`` values), on uint8 frames.

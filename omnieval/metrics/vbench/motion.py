@@ -8,7 +8,8 @@ Conventions (frames are RGB uint8 as decoded by cv2; float 0..255 into RAFT, 0..
 
 * **RAFT** (``raft-things``; small=False, mixed_precision=False, alternate_corr=False), 20 iterations,
   ``test_mode``; both frames replicate-padded to a multiple of 8, split evenly (``InputPadder``, 'sintel' mode);
-  the flow is scored on the *padded* grid.  RAFT's 4-level correlation pyramid needs frames of at least 128 px: per pair, the mean of the top ``fraction`` of flow magnitudes ``sqrt(u^2 + v^2)``.
+  the flow is scored on the *padded* grid.  RAFT's 4-level correlation pyramid needs frames of at least 128 px:
+  per pair, the mean of the top ``fraction`` of flow magnitudes ``sqrt(u^2 + v^2)``.
 * **Static filter** (``VBench/static_filter.py``): all frames; pairs ``(t, t+1)`` plus ``(first, last)`` and
   ``(last, first)``; top 2 %; ``thres = 3.0 * min(H, W) / 256``, ``count = round(2 * T / 16)``.  Static iff at
   most ``count`` consecutive pairs exceed ``thres`` and neither first/last pair exceeds ``thres * count * 2``.
@@ -23,8 +24,9 @@ Conventions (frames are RGB uint8 as decoded by cv2; float 0..255 into RAFT, 0..
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 

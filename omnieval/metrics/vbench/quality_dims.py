@@ -22,8 +22,9 @@ naming the package. A ``scorer`` callable (``1 x 3 x H x W`` tensor in [0, 1] ->
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 

@@ -47,8 +47,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -274,7 +275,7 @@ def load_umt(path: str | os.PathLike, device: str = "cpu"):
     return model.eval().to(device)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fused_umt_attention(attention: type) -> type:
     """A subclass of vbench UMT's ``Attention`` whose forward is the original's (qkv projection with the q/v biases,
     ``q * scale``, softmax over keys, weighted sum of values, output projection) with the middle three steps done by
@@ -434,7 +435,8 @@ class _GRiTNetwork(_WithBertVocab):
         return [list(detect(frame)) for frame in frames]
 
 
-@register_metric("vbench_object_class", description="VBench object class: GRiT detects the prompt's object, frame success rate", capability=("t2v", "long_video"))
+@register_metric("vbench_object_class", description="VBench object class: GRiT detects the prompt's object, frame success rate",
+                 capability=("t2v", "long_video"))
 class ObjectClass(_GRiTNetwork, PooledDimensionMetric):
     dimension = "object_class"
 
@@ -444,7 +446,8 @@ class ObjectClass(_GRiTNetwork, PooledDimensionMetric):
         return Pooled(hits, len(labels), hits / len(labels))
 
 
-@register_metric("vbench_multiple_objects", description="VBench multiple objects: GRiT detects both objects, frame success rate", capability=("t2v", "long_video"))
+@register_metric("vbench_multiple_objects", description="VBench multiple objects: GRiT detects both objects, frame success rate",
+                 capability=("t2v", "long_video"))
 class MultipleObjects(_GRiTNetwork, PooledDimensionMetric):
     dimension = "multiple_objects"
 
@@ -454,7 +457,9 @@ class MultipleObjects(_GRiTNetwork, PooledDimensionMetric):
         return Pooled(hits, len(labels), hits / len(labels))
 
 
-@register_metric("vbench_spatial_relationship", description="VBench spatial relationship: GRiT boxes, left/right/top/bottom rule with IoU 0.1, mean over frames", capability=("t2v", "long_video"))
+@register_metric("vbench_spatial_relationship",
+                 description="VBench spatial relationship: GRiT boxes, left/right/top/bottom rule with IoU 0.1, mean over frames",
+                 capability=("t2v", "long_video"))
 class SpatialRelationship(_GRiTNetwork, PooledDimensionMetric):
     dimension = "spatial_relationship"
 
@@ -464,7 +469,8 @@ class SpatialRelationship(_GRiTNetwork, PooledDimensionMetric):
         return Pooled(sum(scores), len(scores), float(np.mean(scores)))
 
 
-@register_metric("vbench_color", description="VBench color: GRiT dense captions name the target colour, per-video rate over frames with the object", capability=("t2v", "long_video"))
+@register_metric("vbench_color", description="VBench color: GRiT dense captions name the target colour, per-video rate over frames with the object",
+                 capability=("t2v", "long_video"))
 class Color(_GRiTNetwork, VBenchDimensionMetric):
     """Per-video rates averaged over scored videos (not pooled over frames)."""
 
@@ -494,7 +500,8 @@ class SceneOptions:
     vbench_beam_quirk: bool = True
 
 
-@register_metric("vbench_scene", description="VBench scene: Tag2Text frame captions contain every word of the scene, frame success rate", capability=("t2v", "long_video"))
+@register_metric("vbench_scene", description="VBench scene: Tag2Text frame captions contain every word of the scene, frame success rate",
+                 capability=("t2v", "long_video"))
 class Scene(_WithBertVocab, PooledDimensionMetric):
     dimension = "scene"
     Options = SceneOptions
@@ -525,7 +532,8 @@ class HumanActionOptions:
     threshold: float = ACTION_THRESHOLD
 
 
-@register_metric("vbench_human_action", description="VBench human action: UMT-L/16 Kinetics-400 top-5 (p >= 0.85) contains the prompt's action", capability=("t2v", "long_video"))
+@register_metric("vbench_human_action", description="VBench human action: UMT-L/16 Kinetics-400 top-5 (p >= 0.85) contains the prompt's action",
+                 capability=("t2v", "long_video"))
 class HumanAction(_NetworkMixin, VBenchDimensionMetric):
     dimension = "human_action"
     Options = HumanActionOptions

@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from omnieval.errors import OmniEvalError
 from omnieval.naming import video_filename

@@ -32,9 +32,9 @@ import json
 import logging
 import pickle
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
@@ -430,7 +430,8 @@ def save_official(root: str | Path, parts: OmniVideoParts, mllm=None, *, origina
     The Wan DiT goes twice, in original names: ``wan/wanxiang1_3b`` (config.json + safetensors) and, with the
     visual context adapter, under ``wan_model.``/``visual_context_adapter.`` in ``transformer/model.pt``
     wrapped in ``{'module': ...}``.  VAE and umT5 are written in the release's original formats by default;
-    leave one out of ``original_formats`` to write it as a diffusers/transformers folder instead: ``"t5"`` writes Wan's ``models_t5_umt5-xxl-enc-bf16.pth`` (Wan names, the
+    leave one out of ``original_formats`` to write it as a diffusers/transformers folder instead: ``"t5"`` writes
+    Wan's ``models_t5_umt5-xxl-enc-bf16.pth`` (Wan names, the
     tensors' own dtype -- float32 for the tiny model, although the real file is bf16) and the tokenizer as
     ``google/umt5-xxl/``; ``"vae"`` writes ``Wan2.1_VAE.pth`` (original names; needs the Wan2.1 VAE structure,
     see :func:`diffusers_vae_to_wan`; ``omnivideo-tiny``'s VAE has it, at base width 4).

@@ -9,7 +9,8 @@ Per sample, in this order (OV1 ``OmniVideoMixedConditionModel.forward``)::
 The delimiters are the embeddings stored in ``special_tokens/tokens.pkl``.  With no special-token dict at all
 the parts are simply concatenated.  With a dict that lacks a pair, the official code concatenates the adapter or
 umT5 part without delimiters but **drops** the visual-context part (it is only added between ``<img_st>`` and
-``<img_ed>``); this module does the same (checked against OV1 ``OmniVideoMixedConditionModel.forward``).  The result is cut to ``max_context_len`` (2560) tokens, then
+``<img_ed>``); this module does the same (checked against OV1 ``OmniVideoMixedConditionModel.forward``).  The
+result is cut to ``max_context_len`` (2560) tokens, then
 zero-padded to ``max_context_len`` -- the official model sets Wan's ``text_len`` to ``max_context_len`` and
 Wan pads every context with zeros to ``text_len`` before its text embedding (no attention mask).
 

@@ -49,9 +49,10 @@ import logging
 import os
 import pickle
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -60,10 +61,10 @@ from transformers import StoppingCriteria
 
 from omnieval import safe_pickle
 from omnieval.errors import MediaError, MissingWeightsError
-from omnieval.models.omnivideo.mllm_config import OFFICIAL_ROUTE_TOKEN_IDS, ROUTE_TASKS, MLLMConfig  # noqa: F401 - re-exported
 from omnieval.frames import is_task_sampled
 from omnieval.media import Video, as_uint8_image
 from omnieval.models.omnivideo import chat
+from omnieval.models.omnivideo.mllm_config import OFFICIAL_ROUTE_TOKEN_IDS, ROUTE_TASKS, MLLMConfig  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
@@ -494,7 +495,8 @@ class OmniMLLM(nn.Module):
                 frames = self._frames(source[i], what=f"source[{i}]", last_offset=2)[:1]  # only frame 0 is used
             question = spec.prefix + prompt
             if frames is not None:
-                question = (chat.IM_START_TOKEN + chat.IMAGE_TOKEN + chat.IM_END_TOKEN if self.config.mm_use_im_start_end else chat.IMAGE_TOKEN) + "\n" + question
+                image = chat.IM_START_TOKEN + chat.IMAGE_TOKEN + chat.IM_END_TOKEN if self.config.mm_use_im_start_end else chat.IMAGE_TOKEN
+                question = image + "\n" + question
             text = chat.conversation_prompt(self.config.conv_template, question, spec.answer)
             if frames is not None:
                 embeds = self._inputs_embeds(text, self._media_features(frames), drop_ids={pad} if pad is not None else set())

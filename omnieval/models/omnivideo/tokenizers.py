@@ -50,7 +50,7 @@ _CORPUS = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tiny_llm_tokenizer_json(vocab_size: int) -> str:
     """Train the byte-level BPE once per process and keep its JSON (tokenizers objects are mutable)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -105,7 +105,7 @@ _UMT5_WORDS = (
 ).split()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _umt5_pieces() -> tuple[tuple[str, float], ...]:
     pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
     seen = {p for p, _ in pieces}

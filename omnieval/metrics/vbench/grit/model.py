@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from omnieval.errors import ConfigError
-from omnieval.metrics.vbench.detections import Detection
 from omnieval.metrics.vbench.common import load_matching, read_checkpoint
+from omnieval.metrics.vbench.detections import Detection
 from omnieval.metrics.vbench.grit.backbone import BackboneConfig, build_backbone
 from omnieval.metrics.vbench.grit.preprocess import PreprocessConfig, prepare
 from omnieval.metrics.vbench.grit.proposals import ProposalConfig, build_proposal_generator

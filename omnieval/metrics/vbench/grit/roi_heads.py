@@ -23,8 +23,9 @@ Inference, for the proposals of one image (boxes in input-image pixels and their
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 import torchvision

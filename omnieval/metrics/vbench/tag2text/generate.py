@@ -27,8 +27,8 @@ Scores are float32 tensors; hypothesis scores are Python floats, as in transform
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -16,7 +16,7 @@ The ``relative_position_index`` and ``attn_mask`` buffers are derived from the s
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
