@@ -99,6 +99,12 @@ class TaskHashes:
     """Hash of the docs' contents (after --offset/--limit)."""
     scores: str = ""
     """Hash of the score keys that entered the results (items x metric options)."""
+    contributions: str = ""
+    """Hash of the stored contributions that entered the results, with the code revision that aggregated them:
+    when it and ``results`` still match, a re-run reuses the entries instead of resampling again."""
+    results: str = ""
+    """Hash of the task's entries as written (results and ablations): a hand-edited value no longer matches, so
+    the next ``run`` or ``score`` aggregates the task again from the store."""
 
 
 @dataclass
@@ -154,6 +160,8 @@ class Timing:
     """Model calls."""
     score_s: float = 0.0
     """Metric ``contributions`` calls."""
+    aggregate_s: float = 0.0
+    """Values, bootstrap intervals and sign-flip tests computed from the stored contributions."""
     total_s: float = 0.0
     """Wall time of the whole command."""
 
@@ -322,6 +330,15 @@ class ResultsFile:
                 self.data.configs, self.data.task_hashes = old.configs, old.task_hashes
                 self.data.metric_options = old.metric_options
                 self.data.missing, self.data.failures = old.missing, old.failures
+
+    def entries_digest(self, task: str) -> str:
+        """Hash of the task's results (both think modes) and ablations as they stand in the file."""
+        from omnieval.config import stable_hash
+
+        entries = {k: {m: dataclasses.asdict(r) for m, r in v.items()} for k, v in self.data.results.items()
+                   if k == task or k.startswith(task + "@")}
+        ablations = {m: dataclasses.asdict(a) for m, a in self.data.ablations.get(task, {}).items()}
+        return stable_hash(_finite({"results": entries, "ablations": ablations}), length=32)
 
     def set_task(self, task: str, *, results: dict[str, dict[str, MetricResult]], ablations: dict[str, Ablation],
                  config: dict, hashes: TaskHashes, metric_options: dict, failures: TaskFailures | None = None,

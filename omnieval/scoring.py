@@ -203,14 +203,35 @@ def _contribute(metric: Metric, inputs: list[MetricInput], on_batch) -> list[dic
     return contributions
 
 
-def stored_contributions(plan: TaskPlan, spec: MetricSpec, store: Store, items: list[WorkItem] | None = None
-                         ) -> tuple[list[tuple[WorkItem, dict]], list[WorkItem]]:
-    """The stored contributions of ``spec`` in item-key order, and the items that have none (yet)."""
+def stored_records(plan: TaskPlan, spec: MetricSpec, store: Store, items: list[WorkItem] | None = None
+                   ) -> tuple[list[tuple[WorkItem, dict]], list[WorkItem]]:
+    """The stored score records of ``spec`` in item-key order, and the items that have none (yet)."""
     found, missing = [], []
     for item in sorted(plan.scored_items(spec, items), key=lambda it: it.key):
         record = store.score(plan.cfg.task, score_key(item, spec))
         if record is None:
             missing.append(item)
         else:
-            found.append((item, store.load_contribution(record)))
+            found.append((item, record))
     return found, missing
+
+
+def stored_contributions(plan: TaskPlan, spec: MetricSpec, store: Store, items: list[WorkItem] | None = None
+                         ) -> tuple[list[tuple[WorkItem, dict]], list[WorkItem]]:
+    """The stored contributions of ``spec`` in item-key order, and the items that have none (yet)."""
+    found, missing = stored_records(plan, spec, store, items)
+    return [(item, store.load_contribution(record)) for item, record in found], missing
+
+
+def records_digest(plan: TaskPlan, store: Store) -> str:
+    """A hash of every stored score record of the plan's metrics (array parts by file size and modification time,
+    since a re-score rewrites them in place): equal digests mean equal contributions."""
+    import os
+
+    parts = []
+    for spec in plan.metrics:
+        for _, record in stored_records(plan, spec, store)[0]:
+            arrays = record.get("arrays")
+            stat = os.stat(store.root / arrays) if arrays else None
+            parts.append([record, [stat.st_size, stat.st_mtime_ns] if stat else None])
+    return stable_hash(parts, length=32)

@@ -174,3 +174,12 @@ class TemporalFlickering(VBenchDimensionMetric):
     def compute(self) -> dict[str, float]:
         kept = self.kept_scores()
         return {self.dimension: float(np.mean(kept))} if kept else {}
+
+    # -- vectorised form for resampling docs: the selection is within a doc, so kept sums add across docs ----
+    def additive_state(self) -> dict[str, float]:
+        kept = self.kept_scores()
+        return {"kept_sum": float(sum(kept)), "kept": float(len(kept))}
+
+    def compute_additive(self, s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with np.errstate(all="ignore"):
+            return {self.dimension: np.where(s["kept"] > 0, s["kept_sum"] / s["kept"], np.nan)}

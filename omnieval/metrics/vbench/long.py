@@ -225,6 +225,15 @@ class LongVideoMetric(Metric):
             self.fused_sum += contribution[d]
             self.videos += 1
 
+    def additive_state(self) -> dict[str, float]:
+        """The state as sums that add across docs (vectorised resampling, omnieval.aggregate.stats)."""
+        return {name: float(getattr(self, name)) for name in self.state}
+
+    def compute_additive(self, s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        num, den = (s["fused_sum"], s["videos"]) if self._uses_slow_fast() else (s["clip_sum"], s["clip_count"])
+        with np.errstate(all="ignore"):
+            return {self.dimension: np.where(den > 0, num / den, np.nan)}
+
     def compute(self) -> dict[str, float]:
         if self._uses_slow_fast():
             return {self.dimension: self.fused_sum / self.videos} if self.videos else {}
