@@ -181,7 +181,10 @@ def write_task(suite: Suite, dims: tuple[str, ...], directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     data = directory / "vbench_bench.jsonl"
     data.write_text("".join(json.dumps(doc) + "\n" for doc in suite.docs))
-    task = yaml.safe_load((ROOT / "tasks" / "vbench" / "vbench.yaml").read_text())
+    from omnieval.config import resolve_includes
+
+    source = ROOT / "tasks" / "vbench" / "vbench.yaml"
+    task = resolve_includes(yaml.safe_load(source.read_text()), source)  # its shared part, _vbench_common.yaml
     task.update(task="vbench_bench", group=["vbench_bench"], dataset={"path": str(data)}, think=["off"])
     task.pop("aggregates", None)  # Total/Quality/Semantic need all 16 dimensions
     task["metrics"] = [dict(m, **({"options": METRIC_OPTIONS[m["where"]["dimension"]]} if m["where"]["dimension"] in METRIC_OPTIONS else {}))
