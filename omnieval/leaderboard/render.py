@@ -56,16 +56,24 @@ def _fmt(value: Any) -> str:
 
 
 def results_table(data: dict) -> str:
-    """A plain-text table of one results.json: task | metric | value | stderr | n."""
-    rows = [("task", "metric", "value", "stderr", "n")]
+    """A plain-text table of one results.json: task | metric | value | stderr | 95% CI | n (docs) | p (ablations)."""
+    def ci(r: dict) -> str:
+        lo, hi = r.get("ci_low"), r.get("ci_high")
+        return "-" if lo is None or hi is None else f"[{_fmt(lo)}, {_fmt(hi)}]"
+
+    def n(r: dict) -> str:
+        return f"{r.get('n', '')}" + (f" ({r['n_clusters']})" if r.get("n_clusters") is not None else "")
+
+    rows = [("task", "metric", "value", "stderr", "95% CI", "n (docs)", "p")]
     for task, metrics in sorted(data.get("results", {}).items()):
         for name, r in sorted(metrics.items()):
-            rows.append((task, name, _fmt(r.get("value")), _fmt(r.get("stderr")), str(r.get("n", ""))))
+            rows.append((task, name, _fmt(r.get("value")), _fmt(r.get("stderr")), ci(r), n(r), ""))
     for task, metrics in sorted(data.get("ablations", {}).items()):
         for name, r in sorted(metrics.items()):
-            rows.append((f"{task} (think on-off)", name, _fmt(r.get("delta")), _fmt(r.get("stderr")), str(r.get("n", ""))))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+            rows.append((f"{task} (think on-off)", name, _fmt(r.get("delta")), _fmt(r.get("stderr")), ci(r), n(r),
+                         _fmt(r.get("p_value"))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 
